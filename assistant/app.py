@@ -1,0 +1,105 @@
+"""The FastAPI application: builds the backends from settings, mounts the channel plugins, and serves
+health, status and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from assistant import __version__, plugins
+from assistant.config import Settings
+from assistant.domain import Domain
+from assistant.pipeline import TurnPipeline
+from assistant.protocols import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS
+from assistant.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def get_pipeline(request: Request) -> TurnPipeline:
+    """FastAPI dependency for channel endpoints."""
+    return request.app.state.pipeline
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    if error.get("type") == "json_invalid":
+        return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+    return f"{where or 'body'}: {error.get('msg', 'invalid')}"
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    message = "; ".join(_describe(e) for e in errors)
+    detail = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in errors]
+    return JSONResponse({"error": "invalid request", "message": message, "detail": detail}, status_code=422)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    channels = {name: cls(settings) for name, cls in plugins.load_all(CHANNELS).items()}
+    enabled = [name for name in settings.channels if name in channels]
+    if missing := set(settings.channels) - set(channels):
+        raise plugins.PluginNotFound(f"channels not installed: {', '.join(sorted(missing))}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db_url)
+        nlu = plugins.load(NLU_BACKENDS, settings.nlu_backend)(settings)
+        llm = plugins.load(LLM_BACKENDS, settings.llm.backend)(settings)
+        actions = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
+        app.state.settings = settings
+        app.state.pipeline = TurnPipeline(settings, store, nlu, llm, actions, Domain.load(settings.bot_dir))
+        await nlu.health()  # learns the served model's name before the first turn (best effort)
+        try:
+            yield
+        finally:
+            await asyncio.gather(nlu.aclose(), llm.aclose(), store.aclose())
+
+    app = FastAPI(title="assistant", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    for name in enabled:
+        app.include_router(channels[name].router())
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The app itself is up (its backends may not be: see /status)."""
+        return {"status": "ok"}
+
+    @app.get("/status")
+    async def status(request: Request) -> dict[str, Any]:
+        """Which services answer and which models/adapters are active."""
+        pipeline: TurnPipeline = request.app.state.pipeline
+        nlu, llm = await asyncio.gather(pipeline.nlu.health(), pipeline.llm.health())
+        return {
+            "version": __version__,
+            "channels": enabled,
+            "nlu": {"ok": nlu.ok, "detail": nlu.detail, "url": settings.rasa.url},
+            "llm": {
+                "ok": llm.ok,
+                "detail": llm.detail,
+                "url": settings.vllm.url,
+                "active_model": pipeline.active_model,
+            },
+            "database": settings.db_url.split("@")[-1],
+        }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,125 @@
+"""Settings for every part of the assistant, in one typed tree.
+
+Sources, strongest first: environment variables (``ASSISTANT_`` prefix, ``__`` between levels, e.g.
+``ASSISTANT_RASA__URL``), ``.env``, ``.env.setup`` (written by ``scripts/setup.sh`` with the paths of
+the environments and the base model), then the YAML file named by ``ASSISTANT_CONFIG`` (default
+``assistant.yml`` in the working directory, optional).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_BOT_DIR = REPO_ROOT / "nlu"
+
+
+class RasaSettings(BaseModel):
+    """The Rasa server that classifies messages."""
+
+    url: str = "http://127.0.0.1:5005"
+    managed: bool = Field(True, description="`assistant up` starts it; false: it already runs at `url`")
+    python_env: Path | None = Field(None, description="virtual environment holding Rasa 3.6.21")
+    timeout_s: float = 5.0
+    startup_timeout_s: float = 300.0
+    token: str | None = Field(None, description="Rasa --auth-token, if the server uses one")
+
+
+class VLLMSettings(BaseModel):
+    """The vLLM OpenAI-compatible server that generates LLM replies."""
+
+    url: str = "http://127.0.0.1:8000"
+    managed: bool = True
+    python_env: Path | None = None
+    base_model: str | None = Field(None, description="any Hugging Face model directory")
+    served_model_name: str = "base"
+    max_model_len: int = 2048
+    max_lora_rank: int = 16
+    max_loras: int = 2
+    kv_cache_gib: int = Field(1, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts")
+    gpu_memory_utilization: float = 0.3
+    extra_args: list[str] = []
+    startup_timeout_s: float = 600.0
+    api_key: str = "EMPTY"
+
+
+class LLMSettings(BaseModel):
+    """How the LLM route talks to the model."""
+
+    backend: str = "openai"
+    adapter: str | None = Field(None, description="active LoRA adapter; none means the base model")
+    max_tokens: int = 128
+    temperature: float = 0.7
+    timeout_s: float = 60.0
+    history_turns: int = Field(6, description="earlier user+bot turns of the conversation in the prompt")
+    fallback_reply: str = "Sorry, I can't answer that right now. Please try again in a moment."
+
+
+class RouterSettings(BaseModel):
+    """When a message goes to the LLM instead of an intent reply."""
+
+    llm_intents: list[str] = ["chitchat", "out_of_scope"]
+    confidence_threshold: float = 0.5
+    ambiguity_margin: float = 0.1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_",
+        env_nested_delimiter="__",
+        env_file=(REPO_ROOT / ".env.setup", ".env.setup", ".env"),
+        extra="ignore",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = REPO_ROOT / "var"
+    database_url: str | None = Field(None, description="default: SQLite file in data_dir")
+    bot_dir: Path = Field(DEMO_BOT_DIR, description="Rasa project + domain.yml + persona.md")
+    max_message_chars: int = 4096
+    nlu_backend: str = "rasa"
+    channels: list[str] = ["rest"]
+    cors_origins: list[str] = []
+    rasa: RasaSettings = RasaSettings()
+    vllm: VLLMSettings = VLLMSettings()
+    llm: LLMSettings = LLMSettings()
+    router: RouterSettings = RouterSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = Path(os.environ.get("ASSISTANT_CONFIG", "assistant.yml"))
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+        )
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'assistant.db'}"
+
+    @property
+    def rasa_models_dir(self) -> Path:
+        return self.data_dir / "rasa-models"
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"

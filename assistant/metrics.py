@@ -1,0 +1,16 @@
+"""Prometheus metrics, served on /metrics."""
+
+from prometheus_client import Counter, Histogram
+
+TURNS = Counter("assistant_turns_total", "Turns answered", ["route", "reason"])
+TURN_SECONDS = Histogram(
+    "assistant_turn_seconds",
+    "Time from receiving a message to its stored reply",
+    ["route"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30),
+)
+
+
+def observe_turn(route: str, reason: str, seconds: float) -> None:
+    TURNS.labels(route, reason).inc()
+    TURN_SECONDS.labels(route).observe(seconds)

@@ -1,0 +1,222 @@
+"""One turn, one readable path:
+
+channel -> store the user message -> NLU parse -> router -> intent reply / action, or LLM -> store the
+reply -> channel.
+
+``TurnPipeline.run`` yields the LLM's text pieces as they arrive and, last, the stored ``BotReply``;
+``respond`` is the same turn for channels that want only the final reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant import metrics
+from assistant.config import Settings
+from assistant.domain import Domain
+from assistant.protocols import (
+    Action,
+    ActionContext,
+    BackendUnavailable,
+    ChatMessage,
+    LLMBackend,
+    NLUBackend,
+    ParseResult,
+    Usage,
+)
+from assistant.router import INTENT, LLM, Route, Router
+from assistant.store import Store, Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    channel: str
+    sender: str
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BotReply:
+    """The stored reply, as channels see it."""
+
+    message_id: int
+    user_message_id: int
+    text: str
+    route: str
+    reason: str
+    intent: str | None
+    confidence: float | None
+    model: str | None
+    latency_ms: float
+
+
+@dataclass
+class _Draft:
+    """What is known about the reply while it is being made."""
+
+    route: Route
+    parse: ParseResult | None
+    slots: dict[str, Any]
+    text: str = ""
+    reason: str = ""
+    model: str | None = None
+    prompt: list[dict[str, str]] | None = None
+    usage: Usage = field(default_factory=Usage)
+    nlu_error: str | None = None
+    error: str | None = None
+    done: bool = False
+
+
+class TurnPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        nlu: NLUBackend,
+        llm: LLMBackend,
+        actions: dict[str, Action],
+        domain: Domain,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.nlu = nlu
+        self.llm = llm
+        self.actions = actions
+        self.domain = domain
+        self.router = Router(settings.router)
+        self.active_model = settings.llm.adapter or settings.vllm.served_model_name
+
+    async def respond(self, message: IncomingMessage) -> BotReply:
+        async for event in self.run(message):
+            if isinstance(event, BotReply):
+                return event
+        raise AssertionError("a turn always ends with its reply")
+
+    async def run(self, message: IncomingMessage) -> AsyncIterator[str | BotReply]:
+        started = time.perf_counter()
+        turn = await self.store.begin_turn(message.channel, message.sender, message.text, message.metadata)
+        draft = await self._understand(turn, message)
+        try:
+            if draft.route.kind == LLM:
+                async for piece in self._generate(turn, message, draft):
+                    yield piece
+            draft.done = True
+        finally:
+            # Also reached when a streaming client goes away mid-reply: the partial reply is still logged.
+            reply = await self._store_reply(turn, draft, started)
+        yield reply
+
+    async def _understand(self, turn: Turn, message: IncomingMessage) -> _Draft:
+        """Parse, route, and for intent routes make the reply (templated response or action)."""
+        parse: ParseResult | None = None
+        nlu_error = None
+        try:
+            parse = await self.nlu.parse(message.text)
+        except BackendUnavailable as exc:
+            nlu_error = str(exc)
+            log.warning("NLU unavailable, routing to the LLM: %s", exc)
+        route = self.router.decide(parse)
+        slots = dict(turn.slots)
+        for entity in parse.entities if parse else []:
+            slots[entity["entity"]] = entity.get("value")
+        draft = _Draft(route=route, parse=parse, slots=slots, reason=route.reason, nlu_error=nlu_error)
+        if route.kind == INTENT and route.intent:
+            await self._intent_reply(route.intent, turn, message, draft)
+        return draft
+
+    async def _intent_reply(self, intent: str, turn: Turn, message: IncomingMessage, draft: _Draft) -> None:
+        action = self.actions.get(f"action_{intent}")
+        if action is not None:
+            context = ActionContext(
+                sender=message.sender,
+                text=message.text,
+                intent=intent,
+                entities=draft.parse.entities if draft.parse else [],
+                slots=draft.slots,
+            )
+            try:
+                result = await action.run(context)
+            except Exception as exc:  # an action plugin's bug must not lose the turn
+                log.exception("action_%s failed", intent)
+                draft.text, draft.reason = self.settings.llm.fallback_reply, "action_failed"
+                draft.error = f"action_{intent}: {exc!r}"
+                return
+            draft.text, draft.model = result.text, f"action_{intent}"
+            draft.slots.update(result.slots)
+            return
+        text = self.domain.render(f"utter_{intent}", draft.slots)
+        if text is None:  # no response written for this intent: let the LLM answer
+            draft.route = Route(LLM, "no_response", intent)
+            draft.reason = "no_response"
+        else:
+            draft.text, draft.model = text, f"utter_{intent}"
+
+    async def _generate(self, turn: Turn, message: IncomingMessage, draft: _Draft) -> AsyncIterator[str]:
+        history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
+        prompt = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
+        prompt += [ChatMessage("user" if role == "user" else "assistant", text) for role, text in history]
+        prompt.append(ChatMessage("user", message.text))
+        draft.model = self.active_model
+        draft.prompt = [{"role": m.role, "content": m.content} for m in prompt]
+        try:
+            async for piece in self.llm.stream(prompt, draft.model, draft.usage):
+                draft.text += piece
+                yield piece
+        except BackendUnavailable as exc:
+            log.warning("LLM unavailable, answering with the fallback reply: %s", exc)
+            draft.text, draft.reason, draft.error = (
+                self.settings.llm.fallback_reply,
+                "llm_unavailable",
+                str(exc),
+            )
+        if not draft.text.strip():
+            draft.text, draft.reason = self.settings.llm.fallback_reply, "llm_empty"
+
+    async def _store_reply(self, turn: Turn, draft: _Draft, started: float) -> BotReply:
+        if not draft.done and draft.error is None:
+            draft.error = "interrupted: the client went away before the reply was complete"
+        latency_ms = (time.perf_counter() - started) * 1000
+        parse, route = draft.parse, draft.route
+        top = parse.intent if parse else None
+        analysis = {
+            "intent": top.name if top else None,
+            "confidence": top.confidence if top else None,
+            "ranking": [{"name": s.name, "confidence": s.confidence} for s in parse.ranking] if parse else None,
+            "entities": parse.entities if parse else None,
+            "nlu_model": parse.model if parse else None,
+            "route": route.kind,
+            "reason": route.reason,
+            "error": draft.nlu_error,
+        }
+        usage = draft.usage if route.kind == LLM else None
+        reply = {
+            "text": draft.text,
+            "route": route.kind,
+            "reason": draft.reason,
+            "llm_model": draft.model,
+            "prompt": draft.prompt,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "latency_ms": latency_ms,
+            "error": draft.error,
+        }
+        message_id = await self.store.finish_turn(turn, analysis, reply, draft.slots)
+        metrics.observe_turn(route.kind, draft.reason, latency_ms / 1000)
+        return BotReply(
+            message_id=message_id,
+            user_message_id=turn.message_id,
+            text=draft.text,
+            route=route.kind,
+            reason=draft.reason,
+            intent=top.name if top else None,
+            confidence=top.confidence if top else None,
+            model=draft.model,
+            latency_ms=latency_ms,
+        )

@@ -1,0 +1,114 @@
+"""The small typed contracts every backend plugin implements, and the values that cross them.
+
+A plugin is a class registered under one of the entry-point groups below and built as ``cls(settings)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from assistant.pipeline import TurnPipeline
+
+CHANNELS = "assistant.channels"
+NLU_BACKENDS = "assistant.nlu"
+LLM_BACKENDS = "assistant.llm"
+ACTIONS = "assistant.actions"
+
+
+class BackendUnavailable(Exception):
+    """A backend is down, timed out or answered with an error; the pipeline falls back."""
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """What the NLU made of one message (Rasa's /model/parse, typed)."""
+
+    intent: IntentScore | None
+    ranking: list[IntentScore]
+    entities: list[dict[str, Any]]
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class NLUBackend(Protocol):
+    async def parse(self, text: str) -> ParseResult:
+        """Classify ``text``; raise BackendUnavailable when it cannot."""
+        ...
+
+    async def health(self) -> Health: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    def stream(self, messages: list[ChatMessage], model: str, usage: Usage) -> AsyncIterator[str]:
+        """Yield the reply's text pieces as they are generated and fill ``usage`` at the end;
+        raise BackendUnavailable when the model cannot answer."""
+        ...
+
+    async def health(self) -> Health: ...
+
+    async def models(self) -> list[str]:
+        """Names the server answers to: the base model and each loaded adapter."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    sender: str
+    text: str
+    intent: str
+    entities: list[dict[str, Any]]
+    slots: dict[str, Any]
+
+
+@dataclass
+class ActionResult:
+    text: str
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Action(Protocol):
+    """Code that answers an intent (registered as ``action_<intent>``)."""
+
+    async def run(self, context: ActionContext) -> ActionResult: ...
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Where messages come from: an HTTP router that feeds the turn pipeline."""
+
+    def router(self, pipeline: TurnPipeline) -> APIRouter: ...

@@ -1,0 +1,53 @@
+"""The routing decision: answer with the intent's reply, or hand the message to the LLM.
+
+Pure and synchronous, so its thresholds are easy to test and to tune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from assistant.config import RouterSettings
+from assistant.protocols import ParseResult
+
+INTENT, LLM = "intent", "llm"
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: Literal["intent", "llm"]
+    reason: str
+    intent: str | None = None
+
+
+class Router:
+    """Sends a message to the LLM when
+
+    - the NLU is unavailable (``nlu_unavailable``) or found no intent (``no_intent``),
+    - the top intent is one the LLM handles, e.g. chitchat (``llm_intent``),
+    - the top confidence is below the threshold (``low_confidence``),
+    - top-1 minus top-2 confidence is below the ambiguity margin (``ambiguous``);
+
+    otherwise to the intent's reply (``confident``).
+    """
+
+    def __init__(self, settings: RouterSettings) -> None:
+        self.llm_intents = frozenset(settings.llm_intents)
+        self.threshold = settings.confidence_threshold
+        self.margin = settings.ambiguity_margin
+
+    def decide(self, parse: ParseResult | None) -> Route:
+        if parse is None:
+            return Route(LLM, "nlu_unavailable")
+        top = parse.intent
+        if top is None or not top.name:
+            return Route(LLM, "no_intent")
+        if top.name in self.llm_intents:
+            return Route(LLM, "llm_intent", top.name)
+        if top.confidence < self.threshold:
+            return Route(LLM, "low_confidence", top.name)
+        runner_up = next((s.confidence for s in parse.ranking if s.name != top.name), 0.0)
+        if top.confidence - runner_up < self.margin:
+            return Route(LLM, "ambiguous", top.name)
+        return Route(INTENT, "confident", top.name)

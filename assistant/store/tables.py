@@ -1,0 +1,77 @@
+"""Tables of the log. Schema changes go through Alembic (assistant/migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Conversation(Base):
+    """One sender on one channel; ``slots`` remembers entities across turns for templated replies."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "sender_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    sender_id: Mapped[str] = mapped_column(String(255))
+    slots: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """A user message (with what the NLU and the router made of it) or a bot reply (with how it was made).
+
+    Both rows of a turn carry ``route`` and ``reason``; the bot row points at its user row (``reply_to_id``).
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # "user" | "bot"
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    # user rows: the NLU result
+    intent: Mapped[str | None] = mapped_column(String(128), default=None)
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    ranking: Mapped[list[Any] | None] = mapped_column(default=None)
+    entities: Mapped[list[Any] | None] = mapped_column(default=None)
+    nlu_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    # both rows: the routing decision
+    route: Mapped[str | None] = mapped_column(String(16), default=None)  # "intent" | "llm"
+    reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    # bot rows: how the reply was made
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), default=None)
+    llm_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    prompt: Mapped[list[Any] | None] = mapped_column(default=None)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Feedback(Base):
+    """A rating or a corrected reply for one bot message (written by the channels, read by training)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[str | None] = mapped_column(String(8), default=None)  # "up" | "down"
+    correction: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Plugins shipped with the assistant: channels, NLU and LLM backends, actions (see pyproject entry points)."""

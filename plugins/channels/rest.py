@@ -1,0 +1,99 @@
+"""REST channel, compatible with Rasa's: ``POST /webhooks/rest/webhook`` with
+``{"sender", "message", "metadata"?}`` answers ``[{"recipient_id", "text"}]``.
+
+``POST /webhooks/rest/stream`` takes the same body and answers with Server-Sent Events:
+``token`` events (``{"text": piece}``) while the LLM writes, then one ``message`` event with the whole
+stored reply (``recipient_id``, ``text``, ``message_id``, ``route``, ...), then ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, field_validator
+
+from assistant.app import get_pipeline
+from assistant.config import Settings
+from assistant.pipeline import BotReply, IncomingMessage, TurnPipeline
+
+
+Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
+
+
+class RestMessage(BaseModel):
+    sender: Annotated[str, Field(min_length=1, max_length=255, description="the conversation's id")]
+    message: str
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("sender", mode="before")
+    @classmethod
+    def _sender_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be empty")
+        return value
+
+
+class BotMessage(BaseModel):
+    recipient_id: str
+    text: str
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class RestChannel:
+    name = "rest"
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_chars = settings.max_message_chars
+
+    def _accept(self, body: RestMessage) -> IncomingMessage:
+        if len(body.message) > self.max_chars:
+            raise HTTPException(
+                status_code=413,
+                detail=f"message is {len(body.message)} characters long; the limit is {self.max_chars}",
+            )
+        return IncomingMessage(self.name, body.sender, body.message, body.metadata)
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/webhooks/rest", tags=["rest"])
+
+        @router.get("/")
+        async def alive() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @router.post("/webhook", response_model=list[BotMessage])
+        async def webhook(body: RestMessage, pipeline: Pipeline) -> list[dict[str, str]]:
+            reply = await pipeline.respond(self._accept(body))
+            return [{"recipient_id": body.sender, "text": reply.text}]
+
+        @router.post("/stream", response_class=StreamingResponse)
+        async def stream(body: RestMessage, pipeline: Pipeline) -> StreamingResponse:
+            message = self._accept(body)
+
+            async def events() -> AsyncIterator[bytes]:
+                async for event in pipeline.run(message):
+                    if isinstance(event, BotReply):
+                        yield _sse("message", {"recipient_id": body.sender, **asdict(event)})
+                    else:
+                        yield _sse("token", {"text": event})
+                yield _sse("done", {})
+
+            return StreamingResponse(
+                events(),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+
+        return router

