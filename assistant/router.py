@@ -12,6 +12,7 @@ from assistant.config import RouterSettings
 from assistant.protocols import ParseResult
 
 INTENT, LLM = "intent", "llm"
+EPSILON = 1e-9  # so a margin met exactly (0.7 - 0.5 vs 0.2) is not lost to float rounding
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,6 @@ class Router:
         if top.confidence < self.threshold:
             return Route(LLM, "low_confidence", top.name)
         runner_up = next((s.confidence for s in parse.ranking if s.name != top.name), 0.0)
-        if top.confidence - runner_up < self.margin:
+        if top.confidence - runner_up < self.margin - EPSILON:
             return Route(LLM, "ambiguous", top.name)
         return Route(INTENT, "confident", top.name)

@@ -14,7 +14,11 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {
+        dict[str, Any]: JSON(none_as_null=True),
+        list[Any]: JSON(none_as_null=True),
+        datetime: DateTime(timezone=True),
+    }
 
 
 class Conversation(Base):
@@ -45,7 +49,7 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))  # "user" | "bot"
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON(none_as_null=True), default=None)
     # user rows: the NLU result
     intent: Mapped[str | None] = mapped_column(String(128), default=None)
     confidence: Mapped[float | None] = mapped_column(Float, default=None)

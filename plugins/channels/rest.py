@@ -21,7 +21,6 @@ from assistant.app import get_pipeline
 from assistant.config import Settings
 from assistant.pipeline import BotReply, IncomingMessage, TurnPipeline
 
-
 Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
 
 

@@ -1,0 +1,150 @@
+"""The real stack, once per test session: `assistant up` starts real Rasa (training the demo bot's model
+if needed), real vLLM and the app on free ports, with a fresh SQLite log. Tests drive its HTTP API and
+read the database file directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STACK_DIR = REPO / "var" / "test-stack"  # keeps the trained NLU model between local runs
+LAST = {"faults": 1, "shutdown": 2}  # these tests stop parts of the stack: run them at the end
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return max((LAST.get(mark.name, 0) for mark in item.iter_markers()), default=0)
+
+    items.sort(key=rank)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    url: str
+    rasa_url: str
+    vllm_url: str
+    db_path: Path
+    data_dir: Path
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+    log_path: Path
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=120))
+
+    def send(self, sender: str, message: str, **extra: Any) -> httpx.Response:
+        return self.http.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra})
+
+    def reply(self, sender: str, message: str) -> str:
+        response = self.send(sender, message)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body) == 1 and body[0]["recipient_id"] == sender
+        return body[0]["text"]
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        with sqlite3.connect(self.db_path) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(sql, params)]
+
+    def turn(self, sender: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The last (user row, bot row) of a sender's conversation."""
+        bot = self.rows(
+            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE c.sender_id = ? AND m.role = 'bot' ORDER BY m.id DESC LIMIT 1",
+            sender,
+        )[0]
+        user = self.rows("SELECT * FROM messages WHERE id = ?", bot["reply_to_id"])[0]
+        return user, bot
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        return json.loads((self.data_dir / "run" / "services.json").read_text())
+
+    def status(self) -> dict[str, Any]:
+        return self.http.get(f"{self.url}/status", timeout=30).json()
+
+    def wait_until(self, predicate: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"`assistant up` exited while waiting for {what}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if predicate():
+                    return
+            except (httpx.HTTPError, OSError, KeyError, ValueError):
+                pass
+            time.sleep(1)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log_path.read_text()[-3000:]}")
+
+    def signal_service(self, name: str, sig: signal.Signals) -> None:
+        os.killpg(self.services()[name]["pid"], sig)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    STACK_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in ("assistant.db", "assistant.db-wal", "assistant.db-shm", "run/services.json"):
+        (STACK_DIR / stale).unlink(missing_ok=True)
+    port, rasa_port, vllm_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "ASSISTANT_CONFIG": str(STACK_DIR / "no-config.yml"),
+        "ASSISTANT_DATA_DIR": str(STACK_DIR),
+        "ASSISTANT_PORT": str(port),
+        "ASSISTANT_RASA__URL": f"http://127.0.0.1:{rasa_port}",
+        "ASSISTANT_VLLM__URL": f"http://127.0.0.1:{vllm_port}",
+        "ASSISTANT_RASA__TIMEOUT_S": "2",
+        "ASSISTANT_LLM__TIMEOUT_S": "10",
+        "ASSISTANT_LLM__MAX_TOKENS": "40",
+        "ASSISTANT_LLM__TEMPERATURE": "0",
+    }
+    log_path = STACK_DIR / "up.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+    stack = Stack(
+        url=f"http://127.0.0.1:{port}",
+        rasa_url=env["ASSISTANT_RASA__URL"],
+        vllm_url=env["ASSISTANT_VLLM__URL"],
+        db_path=STACK_DIR / "assistant.db",
+        data_dir=STACK_DIR,
+        env=env,
+        process=process,
+        log_path=log_path,
+    )
+    try:
+        stack.wait_until(lambda: "assistant is up" in log_path.read_text(), 900, "`assistant up` to be ready")
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        stack.http.close()

@@ -1,0 +1,26 @@
+"""`assistant up` stops every child (Rasa, vLLM with its engine processes, the app) on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+
+import psutil
+import pytest
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.shutdown
+
+
+def test_sigterm_stops_all_children_without_orphans(stack: Stack) -> None:
+    up = psutil.Process(stack.process.pid)
+    stack.wait_until(lambda: {"rasa", "vllm", "assistant"} <= stack.services().keys(), 60, "services")
+    family = up.children(recursive=True)
+    names = " ".join(" ".join(p.cmdline()) for p in family)
+    assert "rasa" in names and "vllm.entrypoints.openai.api_server" in names and "assistant serve" in names
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(90) == 0
+    _gone, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]
+    assert "stopped" in stack.log_path.read_text()
+    assert not (stack.data_dir / "run" / "services.json").exists()
