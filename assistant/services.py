@@ -123,6 +123,7 @@ class Supervisor:
         """Start a service that exited again, in its old place (the app keeps serving meanwhile,
         with its documented fallbacks)."""
         _signal_group(service.process, signal.SIGKILL)  # whatever its children left behind
+        service.process.wait()  # reap it: no zombie left in the process table
         index = self.running.index(service)
         self.running.remove(service)
         replacement = self.start(service.spec)
