@@ -61,6 +61,11 @@ class LLMSettings(BaseModel):
     temperature: float = 0.7
     timeout_s: float = 60.0
     history_turns: int = Field(6, description="earlier user+bot turns of the conversation in the prompt")
+    speculative_start: bool = Field(
+        False,
+        description="start the LLM while the NLU parses (lower time to first token); the request is "
+        "cancelled when the router picks an intent reply, so it costs LLM compute on intent turns",
+    )
     fallback_reply: str = "Sorry, I can't answer that right now. Please try again in a moment."
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,41 @@ class _Draft:
     done: bool = False
 
 
+_DONE = object()
+
+
+class LLMCall:
+    """One LLM generation running as its own task, so that it can start before the router decides.
+
+    Pieces are queued as they arrive and read with ``pieces()``; ``cancel()`` aborts the request.
+    """
+
+    def __init__(self, llm: LLMBackend, model: str, prompt: Callable[[], Awaitable[list[ChatMessage]]]) -> None:
+        self.model = model
+        self.usage = Usage()
+        self.prompt: list[ChatMessage] = []
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(llm, prompt))
+
+    async def _run(self, llm: LLMBackend, prompt: Callable[[], Awaitable[list[ChatMessage]]]) -> None:
+        try:
+            self.prompt = await prompt()
+            async for piece in llm.stream(self.prompt, self.model, self.usage):
+                self._queue.put_nowait(piece)
+            self._queue.put_nowait(_DONE)
+        except Exception as exc:  # handed to the reader, which decides
+            self._queue.put_nowait(exc)
+
+    async def pieces(self) -> AsyncIterator[str]:
+        while (item := await self._queue.get()) is not _DONE:
+            if isinstance(item, Exception):
+                raise item
+            yield str(item)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
 class TurnPipeline:
     def __init__(
         self,
@@ -104,14 +139,25 @@ class TurnPipeline:
     async def run(self, message: IncomingMessage) -> AsyncIterator[str | BotReply]:
         started = time.perf_counter()
         turn = await self.store.begin_turn(message.channel, message.sender, message.text, message.metadata)
-        draft = await self._understand(turn, message)
+        # With speculative_start the LLM starts while the NLU parses, and is cancelled if not needed.
+        call = self._llm_call(turn, message) if self.settings.llm.speculative_start else None
+        try:
+            draft = await self._understand(turn, message)
+        except BaseException:
+            if call:
+                call.cancel()
+            raise
         try:
             if draft.route.kind == LLM:
-                async for piece in self._generate(turn, message, draft):
+                async for piece in self._generate(draft, call or self._llm_call(turn, message)):
                     yield piece
+            elif call:
+                call.cancel()
             draft.done = True
         finally:
             # Also reached when a streaming client goes away mid-reply: the partial reply is still logged.
+            if call:
+                call.cancel()
             reply = await self._store_reply(turn, draft, started)
         yield reply
 
@@ -170,24 +216,27 @@ class TurnPipeline:
         else:
             draft.text, draft.model = text, f"utter_{intent}"
 
-    async def _generate(self, turn: Turn, message: IncomingMessage, draft: _Draft) -> AsyncIterator[str]:
-        history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
-        prompt = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
-        prompt += [ChatMessage("user" if role == "user" else "assistant", text) for role, text in history]
-        prompt.append(ChatMessage("user", message.text))
-        draft.model = self.active_model
-        draft.prompt = [{"role": m.role, "content": m.content} for m in prompt]
+    def _llm_call(self, turn: Turn, message: IncomingMessage) -> LLMCall:
+        async def prompt() -> list[ChatMessage]:
+            history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
+            messages = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
+            messages += [ChatMessage("user" if role == "user" else "assistant", text) for role, text in history]
+            messages.append(ChatMessage("user", message.text))
+            return messages
+
+        return LLMCall(self.llm, self.active_model, prompt)
+
+    async def _generate(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
+        draft.model, draft.usage = call.model, call.usage
         try:
-            async for piece in self.llm.stream(prompt, draft.model, draft.usage):
+            async for piece in call.pieces():
                 draft.text += piece
                 yield piece
         except BackendUnavailable as exc:
             log.warning("LLM unavailable, answering with the fallback reply: %s", exc)
-            draft.text, draft.reason, draft.error = (
-                self.settings.llm.fallback_reply,
-                "llm_unavailable",
-                str(exc),
-            )
+            draft.text, draft.reason, draft.error = self.settings.llm.fallback_reply, "llm_unavailable", str(exc)
+        finally:
+            draft.prompt = [{"role": m.role, "content": m.content} for m in call.prompt]
         if not draft.text.strip():
             draft.text, draft.reason = self.settings.llm.fallback_reply, "llm_empty"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import Stack
 
@@ -50,3 +52,60 @@ def test_train_without_rasa_fails_with_a_sentence(tmp_path: object) -> None:
     result = assistant("train", "nlu", env=env)
     assert result.returncode == 1
     assert "Rasa is not installed: run scripts/setup.sh" in result.stderr.replace("\n", " ")
+
+
+def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
+    """With rasa/vllm `managed: false`, `assistant up` starts only the app, against the given URLs.
+
+    This app also starts the LLM speculatively (while Rasa parses): intent turns still get their
+    templated reply, LLM turns their generated one."""
+    import signal
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {
+        **stack.env,
+        "ASSISTANT_PORT": str(port),
+        "ASSISTANT_DATA_DIR": str(tmp_path),  # its own run state; the same log database as the stack
+        "ASSISTANT_DATABASE_URL": f"sqlite+aiosqlite:///{stack.db_path}",
+        "ASSISTANT_RASA__MANAGED": "false",
+        "ASSISTANT_VLLM__MANAGED": "false",
+        "ASSISTANT_LLM__SPECULATIVE_START": "true",
+        "COLUMNS": "200",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline, reply = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            try:
+                reply = httpx.post(
+                    f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": "ext", "message": "are you a bot"}
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert reply is not None, "the app did not answer within 120 s"
+        assert reply.json()[0]["text"].startswith("I'm Penny, a virtual assistant")
+        assert stack.turn("ext")[1]["route"] == "intent"
+        chat = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+            json={"sender": "ext", "message": "how are you"},
+            timeout=60,
+        )
+        _, bot = stack.turn("ext")
+        assert (bot["route"], bot["llm_model"], bot["error"]) == ("llm", "base", None)
+        assert chat.json()[0]["text"] == bot["text"] and bot["prompt_tokens"] > 0
+        assert [m["role"] for m in json.loads(bot["prompt"])] == ["system", "user", "assistant", "user"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert f"{stack.rasa_url} (external)" in output and f"{stack.vllm_url} (external)" in output
+    assert "starting rasa" not in output and "rasa healthy" not in output
+    assert stack.status()["nlu"]["ok"]  # the external servers were left running
