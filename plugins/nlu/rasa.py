@@ -6,11 +6,9 @@ import asyncio
 import time
 from pathlib import PurePath
 
-import httpx
-
 from assistant.config import Settings
 from assistant.protocols import BackendUnavailable, Health, IntentScore, ParseResult
-from nlu.rasa_client import RasaClient
+from nlu.rasa_client import RasaClient, RasaError
 
 MODEL_REFRESH_S = 10.0
 
@@ -28,9 +26,9 @@ class RasaNLU:
     async def parse(self, text: str) -> ParseResult:
         try:
             data = await self.client.parse(text)
-        except httpx.TimeoutException as exc:
-            raise BackendUnavailable(f"Rasa at {self.client.url} timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
+        except TimeoutError as exc:
+            raise BackendUnavailable(f"Rasa at {self.client.url} timed out") from exc
+        except RasaError as exc:
             raise BackendUnavailable(f"Rasa at {self.client.url}: {exc!r}") from exc
         self._maybe_refresh_model()
         intent = data.get("intent") or {}
@@ -52,7 +50,7 @@ class RasaNLU:
     async def _refresh_model(self) -> None:
         try:
             model_file = (await self.client.status()).get("model_file")
-        except httpx.HTTPError:
+        except RasaError:
             return
         self._model = PurePath(model_file).name if model_file else None
 
@@ -65,6 +63,6 @@ class RasaNLU:
         try:
             version = await self.client.version()
             model = await self.current_model()
-        except httpx.HTTPError as exc:
+        except RasaError as exc:
             return Health(False, f"{self.client.url}: {exc!r}")
         return Health(model is not None, f"{version}, model {model}")
