@@ -129,6 +129,7 @@ class TurnPipeline:
         self.domain = domain
         self.router = Router(settings.router)
         self.active_model = settings.llm.adapter or settings.vllm.served_model_name
+        self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
 
     async def respond(self, message: IncomingMessage) -> BotReply:
         async for event in self.run(message):
@@ -156,9 +157,13 @@ class TurnPipeline:
             draft.done = True
         finally:
             # Also reached when a streaming client goes away mid-reply: the partial reply is still logged.
+            # Shielded: a cancelled request (client gone) must not cancel the logging of its reply.
             if call:
                 call.cancel()
-            reply = await self._store_reply(turn, draft, started)
+            storing = asyncio.ensure_future(self._store_reply(turn, draft, started))
+            self._storing.add(storing)
+            storing.add_done_callback(self._storing.discard)
+            reply = await asyncio.shield(storing)
         yield reply
 
     async def _understand(self, turn: Turn, message: IncomingMessage) -> _Draft:

@@ -90,7 +90,7 @@ class Stack:
             try:
                 if predicate():
                     return
-            except (httpx.HTTPError, OSError, KeyError, ValueError):
+            except (httpx.HTTPError, OSError, LookupError, ValueError):
                 pass
             time.sleep(1)
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}:\n{self.log_path.read_text()[-3000:]}")

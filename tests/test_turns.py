@@ -127,3 +127,16 @@ def test_status_reports_services_and_active_models(stack: Stack) -> None:
     assert status["llm"]["ok"] and status["llm"]["active_model"] == "base"
     metrics = stack.http.get(f"{stack.url}/metrics").text
     assert 'assistant_turns_total{reason="confident",route="intent"}' in metrics
+
+
+def test_client_leaving_mid_stream_still_logs_the_partial_reply(stack: Stack) -> None:
+    with connect_sse(
+        stack.http, "POST", f"{stack.url}/webhooks/rest/stream", json={"sender": "leaver", "message": "tell me a joke"}
+    ) as sse:
+        for event in sse.iter_sse():
+            if event.event == "token":
+                break  # hang up after the first token
+    stack.wait_until(lambda: stack.turn("leaver")[1]["error"] is not None, 30, "the interrupted reply to be logged")
+    user, bot = stack.turn("leaver")
+    assert user["text"] == "tell me a joke" and user["route"] == "llm"
+    assert bot["error"].startswith("interrupted") and bot["route"] == "llm"
