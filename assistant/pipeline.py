@@ -150,14 +150,15 @@ class TurnPipeline:
             raise
         try:
             if draft.route.kind == LLM:
-                async for piece in self._generate(draft, call or self._llm_call(turn, message)):
+                call = call or self._llm_call(turn, message)
+                async for piece in self._generate(draft, call):
                     yield piece
             elif call:
                 call.cancel()
             draft.done = True
         finally:
-            # Also reached when a streaming client goes away mid-reply: the partial reply is still logged.
-            # Shielded: a cancelled request (client gone) must not cancel the logging of its reply.
+            # Also reached when a streaming client goes away mid-reply: the LLM request is aborted and the
+            # partial reply still logged (shielded, so the request's cancellation does not cancel it).
             if call:
                 call.cancel()
             storing = asyncio.ensure_future(self._store_reply(turn, draft, started))
