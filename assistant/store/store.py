@@ -3,22 +3,27 @@
 1. ``begin_turn`` commits the user's message before any backend is called, so an accepted message is
    never lost, whatever happens next.
 2. ``finish_turn`` records the NLU result and routing decision on it, stores the reply, and saves slots.
+
+Each transaction is one plain function of a SQLAlchemy ``Connection``, run by ``_transaction``: on
+Postgres through the async engine (asyncpg); on SQLite directly on the event loop's thread, because a
+local WAL commit takes tens of microseconds while aiosqlite's thread hop per statement cost a turn
+about 2 ms (measured by bench/turn_latency.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from assistant.store.tables import Conversation, Message, utcnow
 
+T = TypeVar("T")
 CONVERSATION_CACHE_SIZE = 100_000
 
 # Statements are built once (Core, not ORM): a turn only binds parameters, the hot path stays lean.
@@ -47,93 +52,106 @@ class Turn:
     message_id: int
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: readers never block the writer; NORMAL: durable across app crashes, fast commits.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def make_engine(url: str) -> AsyncEngine:
+    """The async engine (used by migrations and, on Postgres, by every transaction)."""
     if url.startswith("sqlite"):
-        # Every use is a committed `engine.begin()` block, so no reset (an extra rollback) on return.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # WAL: readers never block the writer; NORMAL: durable across app crashes, fast commits.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sqlite_engine(url: str) -> Engine:
+    """A plain sqlite3 engine on the same file, used from the event loop's thread (one connection)."""
+    engine = create_engine(
+        url.replace("+aiosqlite", ""),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+        pool_reset_on_return=None,  # every use is a committed `begin()` block
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        # SQLite has one writer at a time; queueing writers here is fairer and faster than its busy-wait.
-        self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = (
-            asyncio.Lock() if url.startswith("sqlite") else contextlib.nullcontext()
-        )
+        self._sqlite = make_sqlite_engine(url) if url.startswith("sqlite") else None
         # (channel, sender) -> conversation id. Ids never change, so this is safe with several replicas.
         self._conversation_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     async def aclose(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.dispose()
         await self.engine.dispose()
+
+    async def _transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one committed transaction (see the module docstring for how)."""
+        if self._sqlite is not None:
+            with self._sqlite.begin() as conn:
+                return work(conn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def begin_turn(self, channel: str, sender_id: str, text: str, metadata: dict[str, Any] | None) -> Turn:
         """Store the user's message (creating the conversation on first contact) and commit."""
+        key = (channel, sender_id)
+
+        def work(conn: Connection) -> Turn:
+            conversation_id = self._conversation_ids.get(key) or self._conversation_id(conn, channel, sender_id)
+            row = {"conversation_id": conversation_id, "role": "user", "text": text, "created_at": utcnow()}
+            result = conn.execute(INSERT_MESSAGE, {**row, "metadata": metadata})
+            return Turn(conversation_id, result.inserted_primary_key[0])
+
         for attempt in range(2):
             try:
-                async with self._write_lock, self.engine.begin() as conn:
-                    conversation_id = await self._conversation_id(conn, channel, sender_id)
-                    result = await conn.execute(
-                        INSERT_MESSAGE,
-                        {
-                            "conversation_id": conversation_id,
-                            "role": "user",
-                            "text": text,
-                            "metadata": metadata,
-                            "created_at": utcnow(),
-                        },
-                    )
-                    return Turn(conversation_id, result.inserted_primary_key[0])
+                turn = await self._transaction(work)
+                break
             except IntegrityError:  # two first messages of one sender raced to create the conversation
                 if attempt:
                     raise
-        raise AssertionError("unreachable")
-
-    async def _conversation_id(self, conn: AsyncConnection, channel: str, sender_id: str) -> int:
-        key = (channel, sender_id)
-        if (cached := self._conversation_ids.get(key)) is not None:
-            self._conversation_ids.move_to_end(key)
-            return cached
-        found = await conn.scalar(SELECT_CONVERSATION, {"channel": channel, "sender_id": sender_id})
-        if found is None:
-            now = utcnow()
-            result = await conn.execute(
-                INSERT_CONVERSATION,
-                {"channel": channel, "sender_id": sender_id, "slots": {}, "created_at": now, "updated_at": now},
-            )
-            found = result.inserted_primary_key[0]
-        self._conversation_ids[key] = found
+        self._conversation_ids[key] = turn.conversation_id  # only once committed
+        self._conversation_ids.move_to_end(key)
         if len(self._conversation_ids) > CONVERSATION_CACHE_SIZE:
             self._conversation_ids.popitem(last=False)
-        return found
+        return turn
+
+    @staticmethod
+    def _conversation_id(conn: Connection, channel: str, sender_id: str) -> int:
+        found = conn.scalar(SELECT_CONVERSATION, {"channel": channel, "sender_id": sender_id})
+        if found is not None:
+            return found
+        now = utcnow()
+        result = conn.execute(
+            INSERT_CONVERSATION,
+            {"channel": channel, "sender_id": sender_id, "slots": {}, "created_at": now, "updated_at": now},
+        )
+        return result.inserted_primary_key[0]
 
     async def slots(self, turn: Turn) -> dict[str, Any]:
         """What the conversation remembers (entities of earlier turns)."""
-        async with self.engine.begin() as conn:
-            return await conn.scalar(SELECT_SLOTS, {"conversation_id": turn.conversation_id}) or {}
+        return await self._transaction(
+            lambda conn: conn.scalar(SELECT_SLOTS, {"conversation_id": turn.conversation_id}) or {}
+        )
 
     async def history(self, turn: Turn, limit: int) -> list[tuple[str, str]]:
         """The ``limit`` messages before this turn's user message, oldest first, as (role, text)."""
         if limit <= 0:
             return []
-        async with self.engine.begin() as conn:
-            rows = await conn.execute(
-                SELECT_HISTORY,
-                {"conversation_id": turn.conversation_id, "before_id": turn.message_id, "limit": limit},
-            )
-            return [(row.role, row.text) for row in reversed(rows.all())]
+        params = {"conversation_id": turn.conversation_id, "before_id": turn.message_id, "limit": limit}
+        rows = await self._transaction(lambda conn: conn.execute(SELECT_HISTORY, params).all())
+        return [(row.role, row.text) for row in reversed(rows)]
 
     async def finish_turn(
         self,
@@ -143,21 +161,15 @@ class Store:
         slots: dict[str, Any] | None,
     ) -> int:
         """Record the NLU result + route on the user message, store the reply, save changed slots."""
-        async with self._write_lock, self.engine.begin() as conn:
-            await conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **analysis})
-            result = await conn.execute(
-                INSERT_MESSAGE,
-                {
-                    "conversation_id": turn.conversation_id,
-                    "role": "bot",
-                    "reply_to_id": turn.message_id,
-                    "created_at": utcnow(),
-                    **reply,
-                },
-            )
+
+        def work(conn: Connection) -> int:
+            conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **analysis})
+            row = {"conversation_id": turn.conversation_id, "role": "bot", "reply_to_id": turn.message_id}
+            result = conn.execute(INSERT_MESSAGE, {**row, "created_at": utcnow(), **reply})
             if slots is not None:
-                await conn.execute(
-                    UPDATE_SLOTS,
-                    {"conversation_id": turn.conversation_id, "slots": slots, "updated_at": utcnow()},
+                conn.execute(
+                    UPDATE_SLOTS, {"conversation_id": turn.conversation_id, "slots": slots, "updated_at": utcnow()}
                 )
             return result.inserted_primary_key[0]
+
+        return await self._transaction(work)
