@@ -65,7 +65,6 @@ class _Draft:
     route: Route
     parse: ParseResult | None
     slots: dict[str, Any]
-    remembered: dict[str, Any]
     text: str = ""
     reason: str = ""
     model: str | None = None
@@ -169,28 +168,18 @@ class TurnPipeline:
 
     async def _understand(self, turn: Turn, message: IncomingMessage) -> _Draft:
         """Parse, route, and for intent routes make the reply (templated response or action)."""
-        # The message is committed; now ask the NLU and read the conversation's slots side by side.
-        parse_or_error, remembered = await asyncio.gather(
-            self.nlu.parse(message.text), self.store.slots(turn), return_exceptions=True
-        )
-        if isinstance(remembered, BaseException):
-            raise remembered
         parse: ParseResult | None = None
         nlu_error = None
-        if isinstance(parse_or_error, BackendUnavailable):
-            nlu_error = str(parse_or_error)
-            log.warning("NLU unavailable, routing to the LLM: %s", parse_or_error)
-        elif isinstance(parse_or_error, BaseException):
-            raise parse_or_error
-        else:
-            parse = parse_or_error
+        try:
+            parse = await self.nlu.parse(message.text)
+        except BackendUnavailable as exc:
+            nlu_error = str(exc)
+            log.warning("NLU unavailable, routing to the LLM: %s", exc)
         route = self.router.decide(parse)
-        slots = dict(remembered)
+        slots = dict(turn.slots)
         for entity in parse.entities if parse else []:
             slots[entity["entity"]] = entity.get("value")
-        draft = _Draft(
-            route=route, parse=parse, slots=slots, remembered=remembered, reason=route.reason, nlu_error=nlu_error
-        )
+        draft = _Draft(route=route, parse=parse, slots=slots, reason=route.reason, nlu_error=nlu_error)
         if route.kind == INTENT and route.intent:
             await self._intent_reply(route.intent, turn, message, draft)
         return draft
@@ -274,7 +263,7 @@ class TurnPipeline:
             "latency_ms": latency_ms,
             "error": draft.error,
         }
-        changed_slots = draft.slots if draft.slots != draft.remembered else None
+        changed_slots = draft.slots if draft.slots != turn.slots else None
         message_id = await self.store.finish_turn(turn, analysis, reply, changed_slots)
         metrics.observe_turn(route.kind, draft.reason, latency_ms / 1000)
         return BotReply(

@@ -31,14 +31,14 @@ async def test_turns_history_and_slots(store_url: str) -> None:
     sender = f"s-{uuid.uuid4().hex[:8]}"
     try:
         first = await store.begin_turn("rest", sender, "hi, I'm Ana", {"locale": "en"})
-        assert await store.slots(first) == {}
+        assert first.slots == {}
         analysis = {"intent": "greet", "confidence": 0.9, "route": "intent", "reason": "confident", "error": None}
         await store.finish_turn(
             first, analysis, {"text": "Hello Ana!", "route": "intent", "reason": "confident"}, {"name": "Ana"}
         )
         second = await store.begin_turn("rest", sender, "how are you", None)
         assert second.conversation_id == first.conversation_id
-        assert await store.slots(second) == {"name": "Ana"}
+        assert second.slots == {"name": "Ana"}
         assert await store.history(second, 10) == [("user", "hi, I'm Ana"), ("bot", "Hello Ana!")]
         assert await store.history(second, 1) == [("bot", "Hello Ana!")]
         # the same sender on another channel is another conversation

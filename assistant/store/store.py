@@ -1,7 +1,7 @@
 """Async access to the log: two short transactions per turn, nothing else on the hot path.
 
 1. ``begin_turn`` commits the user's message before any backend is called, so an accepted message is
-   never lost, whatever happens next.
+   never lost, whatever happens next (and reads what the conversation remembers, its slots).
 2. ``finish_turn`` records the NLU result and routing decision on it, stores the reply, and saves slots.
 
 Each transaction is one plain function of a SQLAlchemy ``Connection``, run by ``_transaction``: on
@@ -50,6 +50,7 @@ class Turn:
 
     conversation_id: int
     message_id: int
+    slots: dict[str, Any]  # what the conversation remembered before this message
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -112,7 +113,8 @@ class Store:
             conversation_id = self._conversation_ids.get(key) or self._conversation_id(conn, channel, sender_id)
             row = {"conversation_id": conversation_id, "role": "user", "text": text, "created_at": utcnow()}
             result = conn.execute(INSERT_MESSAGE, {**row, "metadata": metadata})
-            return Turn(conversation_id, result.inserted_primary_key[0])
+            slots = conn.scalar(SELECT_SLOTS, {"conversation_id": conversation_id}) or {}
+            return Turn(conversation_id, result.inserted_primary_key[0], slots)
 
         for attempt in range(2):
             try:
@@ -138,12 +140,6 @@ class Store:
             {"channel": channel, "sender_id": sender_id, "slots": {}, "created_at": now, "updated_at": now},
         )
         return result.inserted_primary_key[0]
-
-    async def slots(self, turn: Turn) -> dict[str, Any]:
-        """What the conversation remembers (entities of earlier turns)."""
-        return await self._transaction(
-            lambda conn: conn.scalar(SELECT_SLOTS, {"conversation_id": turn.conversation_id}) or {}
-        )
 
     async def history(self, turn: Turn, limit: int) -> list[tuple[str, str]]:
         """The ``limit`` messages before this turn's user message, oldest first, as (role, text)."""
