@@ -103,9 +103,10 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         assert chat.json()[0]["text"] == bot["text"] and bot["prompt_tokens"] > 0
         assert [m["role"] for m in json.loads(bot["prompt"])] == ["system", "user", "assistant", "user"]
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends (the stack's own shutdown test uses SIGTERM)
         output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
     assert f"{stack.rasa_url} (external)" in output and f"{stack.vllm_url} (external)" in output
     assert "starting rasa" not in output and "rasa healthy" not in output
+    assert "stopped" in output
     assert stack.status()["nlu"]["ok"]  # the external servers were left running
