@@ -87,22 +87,25 @@ def make_sqlite_engine(url: str) -> Engine:
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        # One engine, never both: SQLite is used synchronously (see the module docstring), the rest async.
         self._sqlite = make_sqlite_engine(url) if url.startswith("sqlite") else None
+        self._async = None if self._sqlite is not None else make_engine(url)
         # (channel, sender) -> conversation id. Ids never change, so this is safe with several replicas.
         self._conversation_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     async def aclose(self) -> None:
         if self._sqlite is not None:
             self._sqlite.dispose()
-        await self.engine.dispose()
+        if self._async is not None:
+            await self._async.dispose()
 
     async def _transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one committed transaction (see the module docstring for how)."""
         if self._sqlite is not None:
             with self._sqlite.begin() as conn:
                 return work(conn)
-        async with self.engine.begin() as conn:
+        assert self._async is not None
+        async with self._async.begin() as conn:
             return await conn.run_sync(work)
 
     async def begin_turn(self, channel: str, sender_id: str, text: str, metadata: dict[str, Any] | None) -> Turn:
