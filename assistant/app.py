@@ -15,7 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from assistant import __version__, plugins
+from assistant import __version__, api, plugins
+from assistant.active_models import ActiveModelWatcher
 from assistant.config import Settings
 from assistant.domain import Domain
 from assistant.pipeline import TurnPipeline
@@ -61,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.pipeline = TurnPipeline(settings, store, nlu, llm, actions, Domain.load(settings.bot_dir))
         await nlu.health()  # learns the served model's name before the first turn (best effort)
+        app.state.watcher = watcher = ActiveModelWatcher(settings, app.state.pipeline)
+        watcher.start()
         try:
             yield
         finally:
+            await watcher.stop()
             await asyncio.gather(nlu.aclose(), llm.aclose(), store.aclose())
 
     app = FastAPI(title="assistant", version=__version__, lifespan=lifespan)
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     for name in enabled:
         app.include_router(channels[name].router())
+    app.include_router(api.router())
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -88,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {
             "version": __version__,
             "channels": enabled,
-            "nlu": {"ok": nlu.ok, "detail": nlu.detail, "url": settings.rasa.url},
+            "nlu": {"ok": nlu.ok, "detail": nlu.detail, "url": request.app.state.watcher.nlu_url},
             "llm": {
                 "ok": llm.ok,
                 "detail": llm.detail,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,6 +77,30 @@ class RouterSettings(BaseModel):
     ambiguity_margin: float = 0.1
 
 
+class TrainingSettings(BaseModel):
+    """`assistant retrain`: what it learns from and when it promotes."""
+
+    auto_label_confidence: float | None = Field(
+        None, description="also train on intent turns the model was at least this sure of (None: human labels only)"
+    )
+    holdout_fraction: float = Field(0.2, description="share of human labels kept for evaluation")
+    min_holdout_per_intent: int = Field(5, description="intents with fewer human labels keep them all for training")
+    nlu_tolerance: float = Field(0.01, description="a candidate may be this much worse on a metric and still promote")
+    nlu_finetune_epoch_fraction: float = 0.5
+    nlu_epochs: int | None = Field(None, description="full trains: DIET epochs (None: the bot's config)")
+    llm_epochs: int = 3
+    llm_learning_rate: float = 2e-4
+    llm_lora_rank: int = 8
+    llm_lora_alpha: int = 16
+    llm_batch_size: int = 4
+    llm_max_length: int = 512
+    llm_min_examples: int = 4
+    llm_validation_fraction: float = 0.2
+    llm_min_improvement: float = Field(0.0, description="candidate's held-out loss must beat the active's by this")
+    scrubber: str = Field("default", description="entry point in `assistant.scrubbers` for personal data in SFT data")
+    lock_stale_after_s: float = 120.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ASSISTANT_",
@@ -98,6 +122,10 @@ class Settings(BaseSettings):
     vllm: VLLMSettings = VLLMSettings()
     llm: LLMSettings = LLMSettings()
     router: RouterSettings = RouterSettings()
+    training: TrainingSettings = TrainingSettings()
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +151,14 @@ class Settings(BaseSettings):
     @property
     def rasa_models_dir(self) -> Path:
         return self.data_dir / "rasa-models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
 
     @property
     def public_url(self) -> str:

@@ -54,6 +54,12 @@ class NLUBackend(Protocol):
 
     async def health(self) -> Health: ...
 
+    def use_url(self, url: str | None) -> None:
+        """Parse with another server of the same kind from now on (None: the configured one again).
+
+        A hot-swap sends parses to a stand-in while the main server loads a new model."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

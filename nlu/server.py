@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from assistant.config import Settings
 from assistant.services import ServiceSpec, host_port
@@ -60,48 +63,108 @@ def model_path(settings: Settings) -> Path:
     return settings.rasa_models_dir / f"nlu-{fingerprint(settings.bot_dir)}.tar.gz"
 
 
+def config_hash(config: Path) -> str:
+    """Fine-tuning needs the same pipeline: the registry keeps this hash of each model's config."""
+    return hashlib.sha256(config.read_bytes()).hexdigest()[:16]
+
+
+EPOCHS = re.compile(r"Epochs:\s+\d+%.*?(\d+)/(\d+)")
+
+
+def rasa_train(
+    settings: Settings,
+    config: Path,
+    data: Path,
+    out: Path,
+    name: str,
+    finetune: Path | None = None,
+    epoch_fraction: float = 1.0,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
+    """Run real `rasa train nlu` in the Rasa environment; returns the model file, raises with its output."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [
+        rasa_executable(settings), "train", "nlu",
+        "--config", str(config), "--nlu", str(data), "--out", str(out), "--fixed-model-name", name,
+    ]  # fmt: skip
+    if finetune is not None:
+        command += ["--finetune", str(finetune), "--epoch-fraction", str(epoch_fraction)]
+    last_lines: deque[str] = deque(maxlen=30)
+    process = subprocess.Popen(
+        command,
+        cwd=settings.data_dir,  # Rasa keeps its training cache (.rasa/) here
+        env={**os.environ, **RASA_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+    )
+    assert process.stdout is not None
+    for raw in process.stdout:
+        for line in raw.replace("\r", "\n").splitlines():
+            if line.strip():
+                last_lines.append(line)
+                if on_progress and (match := EPOCHS.search(line)):
+                    on_progress(int(match.group(1)), int(match.group(2)), line.strip())
+    process.wait()
+    target = out / f"{name}.tar.gz"
+    if process.returncode != 0 or not target.exists():
+        raise RuntimeError(f"rasa train nlu failed (exit {process.returncode}); last output:\n" + "\n".join(last_lines))
+    return target
+
+
 def train_nlu(settings: Settings, force: bool = False, console: Console | None = None) -> Path:
     """Train the bot's NLU model with real Rasa (skipped when this exact bot is already trained)."""
     console = console or Console()
     target = model_path(settings)
     if target.exists() and not force:
         return target
-    settings.rasa_models_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        rasa_executable(settings), "train", "nlu",
-        "--config", str(settings.bot_dir / "config.yml"),
-        "--nlu", str(settings.bot_dir / "data"),
-        "--out", str(settings.rasa_models_dir),
-        "--fixed-model-name", target.name.removesuffix(".tar.gz"),
-    ]  # fmt: skip
     started = time.monotonic()
-    last_lines: deque[str] = deque(maxlen=30)
-    with console.status(f"training the NLU model ({settings.bot_dir.name}) with Rasa") as status:
-        process = subprocess.Popen(
-            command,
-            cwd=settings.data_dir,  # Rasa keeps its training cache (.rasa/) here
-            env={**os.environ, **RASA_ENV},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
+    with Progress(
+        TextColumn("training the NLU model ({task.fields[bot]}) with Rasa"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("train", total=None, bot=settings.bot_dir.name)
+        rasa_train(
+            settings,
+            settings.bot_dir / "config.yml",
+            settings.bot_dir / "data",
+            settings.rasa_models_dir,
+            target.name.removesuffix(".tar.gz"),
+            on_progress=lambda done, total, _line: progress.update(task, completed=done, total=total),
         )
-        assert process.stdout is not None
-        for raw in process.stdout:
-            for line in raw.replace("\r", "\n").splitlines():
-                if line.strip():
-                    last_lines.append(line)
-                    status.update(f"training the NLU model: {line.strip()[:100]}")
-        process.wait()
-    if process.returncode != 0 or not target.exists():
-        raise RuntimeError(f"rasa train nlu failed (exit {process.returncode}); last output:\n" + "\n".join(last_lines))
     console.print(f"[green]✔[/] trained {target.name} in {time.monotonic() - started:.0f} s")
     return target
 
 
-def rasa_service(settings: Settings, model: Path) -> ServiceSpec:
-    host, port = host_port(settings.rasa.url, 5005)
+def active_model_dir(settings: Settings) -> Path:
+    """Holds one link to the active model: the Rasa server is started on this folder (it loads the one model
+    in it), so a restarted server comes back with the model that was last made active."""
+    return settings.rasa_models_dir / "active"
+
+
+def link_active_model(settings: Settings, model: Path) -> Path:
+    folder = active_model_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / model.name
+    if not link.exists():
+        temporary = folder / f".{model.name}.tmp"
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(model, temporary)
+        except OSError:  # another file system: copy
+            shutil.copyfile(model, temporary)
+        temporary.rename(link)
+    for other in folder.glob("*.tar.gz"):
+        if other != link:
+            other.unlink()
+    return link
+
+
+def rasa_service(settings: Settings, model: Path, url: str | None = None, name: str = "rasa") -> ServiceSpec:
+    url = url or settings.rasa.url
+    host, port = host_port(url, 5005)
     command = [
         rasa_executable(settings), "run", "--enable-api",
         "--interface", host, "--port", str(port),
@@ -111,9 +174,9 @@ def rasa_service(settings: Settings, model: Path) -> ServiceSpec:
     if settings.rasa.token:
         command += ["--auth-token", settings.rasa.token]
     return ServiceSpec(
-        name="rasa",
+        name=name,
         command=command,
-        health_url=f"{settings.rasa.url.rstrip('/')}/status{token}",
+        health_url=f"{url.rstrip('/')}/status{token}",
         env=RASA_ENV,
         cwd=settings.data_dir,
         startup_timeout_s=settings.rasa.startup_timeout_s,

@@ -1,6 +1,12 @@
-"""The SQL log of every conversation, message and piece of feedback."""
+"""The SQL log of every conversation, message and piece of feedback, plus the model registry.
 
+Tables are in ``tables``; the turn's hot path in ``Store``; the rest are plain functions of a
+``Connection`` grouped by subject (``feedback``, ``registry``, ``locks``, ``runtime``), run with
+``Store.transaction``.
+"""
+
+from assistant.store import feedback, locks, registry, runtime
 from assistant.store.store import Store, Turn
-from assistant.store.tables import Base, Conversation, Feedback, Message
+from assistant.store.tables import Base
 
-__all__ = ["Base", "Conversation", "Feedback", "Message", "Store", "Turn"]
+__all__ = ["Base", "Store", "Turn", "feedback", "locks", "registry", "runtime"]

@@ -4,7 +4,7 @@
    never lost, whatever happens next (and reads what the conversation remembers, its slots).
 2. ``finish_turn`` records the NLU result and routing decision on it, stores the reply, and saves slots.
 
-Each transaction is one plain function of a SQLAlchemy ``Connection``, run by ``_transaction``: on
+Each transaction is one plain function of a SQLAlchemy ``Connection``, run by ``transaction``: on
 Postgres through the async engine (asyncpg); on SQLite directly on the event loop's thread, because a
 local WAL commit takes tens of microseconds while aiosqlite's thread hop per statement cost a turn
 about 2 ms (measured by bench/turn_latency.py).
@@ -99,7 +99,7 @@ class Store:
         if self._async is not None:
             await self._async.dispose()
 
-    async def _transaction(self, work: Callable[[Connection], T]) -> T:
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one committed transaction (see the module docstring for how)."""
         if self._sqlite is not None:
             with self._sqlite.begin() as conn:
@@ -121,7 +121,7 @@ class Store:
 
         for attempt in range(2):
             try:
-                turn = await self._transaction(work)
+                turn = await self.transaction(work)
                 break
             except IntegrityError:  # two first messages of one sender raced to create the conversation
                 if attempt:
@@ -149,7 +149,7 @@ class Store:
         if limit <= 0:
             return []
         params = {"conversation_id": turn.conversation_id, "before_id": turn.message_id, "limit": limit}
-        rows = await self._transaction(lambda conn: conn.execute(SELECT_HISTORY, params).all())
+        rows = await self.transaction(lambda conn: conn.execute(SELECT_HISTORY, params).all())
         return [(row.role, row.text) for row in reversed(rows)]
 
     async def finish_turn(
@@ -171,4 +171,4 @@ class Store:
                 )
             return result.inserted_primary_key[0]
 
-        return await self._transaction(work)
+        return await self.transaction(work)

@@ -79,3 +79,80 @@ class Feedback(Base):
     rating: Mapped[str | None] = mapped_column(String(8), default=None)  # "up" | "down"
     correction: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Label(Base):
+    """The intent (and entities) a person says a user message has: training data for the NLU model."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    intent: Mapped[str] = mapped_column(String(128))
+    entities: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """The model registry: every NLU model and LoRA adapter ever trained, and which one is served.
+
+    ``status`` is ``training`` while it is made, then ``candidate`` (evaluated, waiting), ``active``
+    (served; at most one per kind), ``rejected`` (not better), ``retired`` (was active) or ``failed``.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("ix_model_versions_kind_status", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "nlu" | "llm"
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    parent: Mapped[str | None] = mapped_column(String(64), default=None)
+    path: Mapped[str | None] = mapped_column(Text, default=None)
+    data_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    config_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    report: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TrainingRun(Base):
+    """One ``assistant retrain``: what it was asked, how it ended, where its report is."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed | skipped
+    summary: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    report: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Lock(Base):
+    """A named lock held in the database, so that it holds across processes and app replicas.
+
+    The holder refreshes ``heartbeat_at``; a lock whose heartbeat stopped is taken over.
+    """
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuntimeSetting(Base):
+    """Settings every app replica follows while it runs, changed by the CLI (e.g. which Rasa server to
+    parse with while the main one loads a new model). Replicas poll it every second."""
+
+    __tablename__ = "runtime_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,17 +11,39 @@ from assistant.protocols import BackendUnavailable, Health, IntentScore, ParseRe
 from nlu.rasa_client import RasaClient, RasaError
 
 MODEL_REFRESH_S = 10.0
+RETIRED_CLIENT_GRACE_S = 60.0
 
 
 class RasaNLU:
     def __init__(self, settings: Settings) -> None:
-        self.client = RasaClient(settings.rasa.url, settings.rasa.timeout_s, settings.rasa.token)
+        self.settings = settings
+        self.client = self._client(settings.rasa.url)
         self._model: str | None = None
         self._model_checked = 0.0
         self._refresh: asyncio.Task[None] | None = None
+        self._retired: list[RasaClient] = []
+        self._closing: asyncio.Future[None] | None = None
+
+    def _client(self, url: str) -> RasaClient:
+        return RasaClient(url, self.settings.rasa.timeout_s, self.settings.rasa.token)
+
+    def use_url(self, url: str | None) -> None:
+        url = (url or self.settings.rasa.url).rstrip("/")
+        if url == self.client.url:
+            return
+        # Parses in flight finish on the old client (closed a minute later); new parses use the new server.
+        old, self.client = self.client, self._client(url)
+        self._retired.append(old)
+        asyncio.get_running_loop().call_later(RETIRED_CLIENT_GRACE_S, self._close_retired, old)
+        self._model_checked = 0.0  # learn the new server's model on the next parse
+
+    def _close_retired(self, client: RasaClient) -> None:
+        if client in self._retired:
+            self._retired.remove(client)
+            self._closing = asyncio.ensure_future(client.aclose())
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await asyncio.gather(*(client.aclose() for client in [self.client, *self._retired]))
 
     async def parse(self, text: str) -> ParseResult:
         try:

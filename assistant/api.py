@@ -1,0 +1,121 @@
+"""The admin API: feedback and intent labels on logged turns (what `assistant retrain` learns from), and
+the model registry. Every route needs ``Authorization: Bearer <admin_token>``."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from assistant.store import Store, feedback, registry
+
+INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+bearer = HTTPBearer(auto_error=False)
+
+
+def require_admin(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    token = request.app.state.settings.admin_token
+    if token is None:
+        raise HTTPException(401, "the admin API is off: set ASSISTANT_ADMIN_TOKEN to use it")
+    if credentials is None or not secrets.compare_digest(
+        credentials.credentials.encode(), token.get_secret_value().encode()
+    ):
+        raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer <token>)")
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.pipeline.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+class FeedbackIn(BaseModel):
+    rating: Literal["up", "down"] | None = None
+    correction: Annotated[str | None, Field(max_length=8192, description="the reply it should have been")] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackIn:
+        if self.correction is not None and not self.correction.strip():
+            raise ValueError("correction must not be empty")
+        if self.rating is None and self.correction is None:
+            raise ValueError("give a rating ('up' or 'down'), a correction, or both")
+        return self
+
+
+class EntityIn(BaseModel):
+    entity: Annotated[str, Field(min_length=1, max_length=128)]
+    value: Annotated[str, Field(min_length=1)]
+    start: int | None = None
+    end: int | None = None
+
+
+class LabelIn(BaseModel):
+    intent: str
+    entities: list[EntityIn] = []
+
+    @field_validator("intent")
+    @classmethod
+    def _intent_name(cls, value: str) -> str:
+        if not INTENT_NAME.match(value):
+            raise ValueError("intent must be 1-128 letters, digits, '_', '-' or '.'")
+        return value
+
+
+def _locate(text: str, entity: EntityIn) -> dict[str, Any]:
+    """Entities carry character offsets in training data: find them when the label gives only the value."""
+    if entity.start is not None and entity.end is not None:
+        if not (0 <= entity.start < entity.end <= len(text)):
+            raise HTTPException(422, f"entity {entity.entity!r}: offsets {entity.start}-{entity.end} are outside")
+        return entity.model_dump()
+    start = text.lower().find(entity.value.lower())
+    if start < 0:
+        raise HTTPException(422, f"entity {entity.entity!r}: {entity.value!r} does not occur in the message")
+    return {"entity": entity.entity, "value": entity.value, "start": start, "end": start + len(entity.value)}
+
+
+async def _run(store: Store, work: Any) -> Any:
+    try:
+        return await store.transaction(work)
+    except feedback.MessageNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except feedback.WrongMessageKind as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)])
+
+    @api.post("/messages/{message_id}/feedback", status_code=201)
+    async def give_feedback(message_id: int, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
+        """Rate a bot reply (up/down) and/or give a better one; `assistant retrain` fine-tunes the LLM on them."""
+        feedback_id = await _run(
+            store, lambda conn: feedback.add_feedback(conn, message_id, body.rating, body.correction)
+        )
+        return {"id": feedback_id, "message_id": message_id, "rating": body.rating, "correction": body.correction}
+
+    @api.post("/messages/{message_id}/label", status_code=201)
+    async def label(message_id: int, body: LabelIn, store: StoreDep) -> dict[str, Any]:
+        """Give a user message its intent (and entities); `assistant retrain` trains the NLU model on them."""
+
+        def work(conn: Any) -> dict[str, Any]:
+            text = feedback.message_text(conn, message_id)
+            entities = [_locate(text, entity) for entity in body.entities]
+            label_id = feedback.set_label(conn, message_id, body.intent, entities)
+            return {"id": label_id, "message_id": message_id, "text": text, "intent": body.intent, "entities": entities}
+
+        return await _run(store, work)
+
+    @api.get("/models")
+    async def models(store: StoreDep) -> list[dict[str, Any]]:
+        """The model registry: every NLU model and LoRA adapter, with status and metrics."""
+        records = await store.transaction(registry.all_versions)
+        return [record.__dict__ for record in records]
+
+    return api
