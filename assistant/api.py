@@ -3,7 +3,6 @@ the model registry. Every route needs ``Authorization: Bearer <admin_token>``.""
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Annotated, Any, Literal
 
@@ -13,7 +12,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from assistant.store import Store, feedback, registry
 
-INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 bearer = HTTPBearer(auto_error=False)
 
 
@@ -63,8 +61,7 @@ class LabelIn(BaseModel):
     @field_validator("intent")
     @classmethod
     def _intent_name(cls, value: str) -> str:
-        if not INTENT_NAME.match(value):
-            raise ValueError("intent must be 1-128 letters, digits, '_', '-' or '.'")
+        feedback.check_intent_name(value)
         return value
 
 

@@ -1,4 +1,5 @@
-"""`assistant` command line: up, serve, chat, train nlu, status, db upgrade."""
+"""`assistant` command line: up, serve, chat, train nlu, status, db upgrade (and, from
+``assistant.cli_training``: retrain, export, review, models)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Annotated
 import httpx
 import typer
 from httpx_sse import connect_sse
-from rich.console import Console
 from rich.table import Table
 
+from assistant.cli_training import register as register_training_commands
 from assistant.config import Settings
+from assistant.terminal import console, err, fail
 
 app = typer.Typer(help="Conversational assistant: Rasa routes, vLLM answers, every turn in SQL.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -24,13 +26,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(db_app, name="db")
 MAX_RESTARTS = 5
-console = Console()
-err = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
+register_training_commands(app)
 
 
 @db_app.command("upgrade")
@@ -47,16 +43,19 @@ def db_upgrade() -> None:
 def train_nlu(
     force: Annotated[bool, typer.Option(help="train even if this bot is already trained")] = True,
 ) -> None:
-    """Train the bot's NLU model with Rasa (real `rasa train nlu`)."""
+    """Train the bot's NLU model with Rasa (real `rasa train nlu`) and serve it (hot-swapped if Rasa runs)."""
+    from assistant.cli_training import run_with_store
     from nlu.server import RasaNotInstalled, train_nlu
+    from training.publish import adopt_nlu_model
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         path = train_nlu(settings, force=force, console=console)
+        version = run_with_store(lambda store: adopt_nlu_model(settings, store, path, console))
     except (RasaNotInstalled, RuntimeError) as exc:
         raise fail(str(exc)) from exc
-    console.print(f"model: {path}")
+    console.print(f"model: {path} ({version}, active)")
 
 
 @app.command()
@@ -84,10 +83,12 @@ def serve(
 @app.command()
 def up() -> None:
     """Start everything: train the NLU model if needed, then Rasa, vLLM and the app; Ctrl-C stops all."""
+    from assistant.cli_training import run_with_store
     from assistant.migrations.migrate import upgrade
     from assistant.services import ServiceFailed, ServiceSpec, Supervisor, tail
-    from nlu.server import RasaNotInstalled, rasa_service, train_nlu
+    from nlu.server import RasaNotInstalled, link_active_model, rasa_service
     from plugins.llm.vllm_server import VLLMNotInstalled, vllm_service
+    from training.publish import serving_nlu_model
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,8 @@ def up() -> None:
     try:
         specs: list[ServiceSpec] = []
         if settings.rasa.managed:
-            specs.append(rasa_service(settings, train_nlu(settings, console=console)))
+            model = run_with_store(lambda store: serving_nlu_model(settings, store, console))
+            specs.append(rasa_service(settings, link_active_model(settings, model).parent))
         if settings.vllm.managed:
             specs.append(vllm_service(settings))
         specs.append(

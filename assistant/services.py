@@ -46,7 +46,7 @@ class ServiceFailed(RuntimeError):
     pass
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM if `assistant up` itself dies, even by SIGKILL."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -77,7 +77,7 @@ class Supervisor:
                 cwd=spec.cwd,
                 env={**os.environ, **spec.env},
                 start_new_session=True,  # its own process group: stopping it stops its children too
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         running = Running(spec, process, log_path)
         self.running.append(running)

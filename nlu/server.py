@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from assistant.config import Settings
-from assistant.services import ServiceSpec, host_port
+from assistant.services import ServiceSpec, die_with_parent, host_port
 
 RASA_ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
@@ -99,6 +99,7 @@ def rasa_train(
         stdin=subprocess.DEVNULL,
         text=True,
         errors="replace",
+        preexec_fn=die_with_parent,  # a killed retrain leaves no training behind
     )
     assert process.stdout is not None
     for raw in process.stdout:

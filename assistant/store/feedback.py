@@ -3,6 +3,7 @@ user messages. Plain functions of a ``Connection`` (run with ``Store.transaction
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from assistant.store.tables import Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
+INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
 class MessageNotFound(LookupError):
@@ -19,6 +21,11 @@ class MessageNotFound(LookupError):
 
 class WrongMessageKind(ValueError):
     pass
+
+
+def check_intent_name(name: str) -> None:
+    if not INTENT_NAME.match(name):
+        raise ValueError(f"{name!r} is not an intent name: use 1-128 letters, digits, '_', '-' or '.'")
 
 
 def _role(conn: Connection, message_id: int) -> str:

@@ -1,0 +1,455 @@
+"""`assistant retrain`: export -> train both models -> evaluate against what is served -> promote only what
+is better -> publish without downtime -> report.
+
+Safety: one retrain at a time (a lock in the database); a candidate is registered as ``training`` before
+any work and ends ``candidate``/``active``/``rejected``, or ``failed`` (also when the process was killed:
+the next retrain marks it). Nothing served changes until a candidate has won its evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from assistant.config import Settings
+from assistant.services import Supervisor
+from assistant.store import Store, feedback, locks, registry
+from assistant.store.tables import TrainingRun, utcnow
+from training import report
+from training.export import NLUExport, SFTExport, export_nlu, export_sft
+from training.llm import train_adapter
+from training.metrics import HEADLINE, Prediction, evaluate, not_worse
+from training.nlu import predict, start_standin, test_examples, train_candidate
+from training.publish import _rasa_up, publish_llm, publish_nlu
+from training.stages import StageTimes
+
+LOCK = "retrain"
+HEARTBEAT_S = 10.0
+runs = TrainingRun.__table__
+
+
+class RetrainError(RuntimeError):
+    """Ends the retrain with a sentence for the user and a non-zero exit code; nothing served changed."""
+
+
+@dataclass
+class RetrainOptions:
+    nlu: bool = True
+    llm: bool = True
+    dry_run: bool = False
+    min_new: int = 0
+    nlu_epochs: int | None = None
+    llm_epochs: int | None = None
+    auto_label_confidence: float | None = None
+    scrub: bool = True
+
+
+@dataclass
+class Outcome:
+    """What happened to one model kind in this run."""
+
+    kind: str
+    status: str  # promoted | rejected | skipped | planned
+    version: str | None = None
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RetrainResult:
+    run_id: int
+    status: str
+    outcomes: list[Outcome]
+    report: Path | None
+    stages: dict[str, dict[str, float]]
+
+
+class Retrain:
+    def __init__(self, settings: Settings, options: RetrainOptions, console: Console | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.console = console or Console()
+        self.store = Store(settings.db_url)
+        self.times = StageTimes()
+        self.supervisor = Supervisor(settings.data_dir / "logs", self.console)
+        self.candidates: list[str] = []  # versions registered by this run (failed if it dies)
+        self.sections: list[str] = []
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(), console=self.console,
+        )  # fmt: skip
+
+    # ---------------------------------------------------------------- the run
+
+    async def run(self) -> RetrainResult:
+        try:
+            async with self._locked():
+                return await self._run()
+        finally:
+            await asyncio.to_thread(self.supervisor.stop_all)
+            await self.store.aclose()
+
+    async def _run(self) -> RetrainResult:
+        stuck = await self.store.transaction(registry.fail_unfinished)
+        if stuck:
+            self.console.print(f"[yellow]marked failed (left unfinished by a retrain that died): {', '.join(stuck)}[/]")
+        since = await self.store.transaction(_last_run_start)
+        new_items = await self.store.transaction(lambda conn: feedback.count_new(conn, since))
+        run_id = await self.store.transaction(self._start_run)
+        if new_items < self.options.min_new:
+            message = (
+                f"{new_items} new labels/feedback items since the last retrain; --min-new is {self.options.min_new}"
+            )
+            self.console.print(f"nothing to do: {message}")
+            await self.store.transaction(lambda conn: _end_run(conn, run_id, "skipped", {"reason": message}, None))
+            return RetrainResult(run_id, "skipped", [], None, {})
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        work = self.settings.data_dir / "retrain" / f"run-{run_id:04d}"
+        report_dir = self.settings.reports_dir / f"retrain-{run_id:04d}-{stamp}"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            outcomes = await self._stages(work, report_dir)
+        except BaseException as exc:
+            await self._fail(run_id, exc)
+            raise
+        summary = {"outcomes": [o.__dict__ for o in outcomes], "stages": self.times.stages}
+        report_path = self._write_report(report_dir, run_id, outcomes)
+        status = "dry-run" if self.options.dry_run else "finished"
+        await self.store.transaction(lambda conn: _end_run(conn, run_id, status, summary, str(report_path)))
+        return RetrainResult(run_id, status, outcomes, report_path, self.times.stages)
+
+    async def _stages(self, work: Path, report_dir: Path) -> list[Outcome]:
+        options = self.options
+        with self.times.stage("export"):
+            nlu_data = await export_nlu(
+                self.settings,
+                self.store,
+                work / "nlu",
+                options.auto_label_confidence or self.settings.training.auto_label_confidence,
+            )
+            sft_data = await export_sft(self.settings, self.store, work / "sft", scrub=options.scrub)
+        self.sections.append(_data_section(nlu_data, sft_data))
+        nlu_ready, nlu_why = _enough_nlu(nlu_data)
+        llm_ready, llm_why = self._enough_sft(sft_data)
+        wanted = [kind for kind, on in (("nlu", options.nlu), ("llm", options.llm)) if on]
+        ready = {"nlu": (nlu_ready, nlu_why), "llm": (llm_ready, llm_why)}
+        if not any(ready[kind][0] for kind in wanted):
+            raise RetrainError("too little data: " + "; ".join(ready[kind][1] for kind in wanted))
+        if len(wanted) == 1 and not ready[wanted[0]][0]:
+            raise RetrainError(f"too little data: {ready[wanted[0]][1]}")
+
+        outcomes = []
+        with self.progress:
+            for kind in wanted:
+                ok, why = ready[kind]
+                if not ok:
+                    outcomes.append(Outcome(kind, "skipped", reason=why))
+                elif options.dry_run:
+                    outcomes.append(Outcome(kind, "planned", reason=await self._plan(kind, nlu_data, sft_data)))
+                elif kind == "nlu":
+                    outcomes.append(await self._nlu(nlu_data, report_dir))
+                else:
+                    outcomes.append(await self._llm(sft_data, work, report_dir))
+        return outcomes
+
+    # ---------------------------------------------------------------- NLU
+
+    async def _nlu(self, data: NLUExport, report_dir: Path) -> Outcome:
+        settings, console = self.settings, self.console
+        active = await self.store.transaction(lambda conn: registry.active(conn, "nlu"))
+        candidate = await self._register("nlu", parent=active.version if active else None, data_hash=data.data_hash)
+        task = self._task(f"NLU {candidate.version}: Rasa training")
+        with self.times.stage("nlu_train"):
+            trained = await asyncio.to_thread(
+                train_candidate,
+                settings,
+                data.train,
+                data.train.parent,
+                candidate.version,
+                active.path if active else None,
+                active.config_hash if active else None,
+                self.options.nlu_epochs or settings.training.nlu_epochs,
+                self._reporter(task),
+            )
+        self._finish(task)
+        await self.store.transaction(
+            lambda conn: registry.update_version(
+                conn, candidate.version, path=str(trained.path), config_hash=trained.config_hash
+            )
+        )
+        examples = test_examples(data.test)
+        task = self._task(f"NLU {candidate.version}: evaluating on {len(examples)} held-out examples", total=None)
+        with self.times.stage("nlu_evaluate"):
+            _, standin_url = await asyncio.to_thread(start_standin, settings, self.supervisor, trained.path)
+            new = await predict(standin_url, settings, examples)
+            old: list[Prediction] | None = None
+            if active is not None:
+                old = await self._predict_active(active, examples)
+        self._finish(task)
+        new_metrics = evaluate(new, settings.router)
+        old_metrics = evaluate(old, settings.router) if old is not None else {}
+        promote, drops = not_worse(new_metrics, old_metrics, settings.training.nlu_tolerance)
+        headline = {name: new_metrics[name] for name in (*HEADLINE, "accuracy", "oos_precision")}
+        metrics = {
+            "candidate": headline,
+            "active": {name: old_metrics.get(name) for name in headline},
+            "mode": trained.mode,
+            "examples": len(examples),
+        }
+        report.confusion_png(new, report_dir / "nlu_confusion.png", f"{candidate.version} on held-out examples")
+        rows = [(name, old_metrics.get(name), new_metrics[name]) for name in headline]
+        report.metrics_png(rows, report_dir / "nlu_metrics.png", "NLU: active vs candidate")
+        (report_dir / "nlu_intent_report.json").write_text(json.dumps(new_metrics["per_intent"], indent=2))
+        reason = (
+            f"not worse than {active.version if active else 'nothing'} (tolerance {settings.training.nlu_tolerance})"
+            if promote
+            else "worse than the active model: " + ", ".join(drops)
+        )
+        if trained.note:
+            reason += f"; {trained.note}"
+        if promote:
+            await self.store.transaction(
+                lambda conn: registry.update_version(
+                    conn, candidate.version, status=registry.CANDIDATE, metrics=metrics
+                )
+            )
+            task = self._task(f"NLU {candidate.version}: hot-swapping into Rasa", total=None)
+            with self.times.stage("nlu_publish"):
+                current = await self.store.transaction(lambda conn: registry.get(conn, candidate.version))
+                await publish_nlu(settings, self.store, current, console, standin_url=standin_url)
+            self._finish(task)
+        else:
+            await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
+        await asyncio.to_thread(self.supervisor.stop_all)
+        outcome = Outcome("nlu", "promoted" if promote else "rejected", candidate.version, reason, metrics)
+        self.sections.append(_nlu_section(outcome, rows, active.version if active else None))
+        return outcome
+
+    async def _predict_active(self, active: registry.ModelRecord, examples: list[tuple[str, str]]) -> list[Prediction]:
+        """The active model's answers: from the main Rasa server when it runs, else from a stand-in."""
+        if await _rasa_up(self.settings):
+            return await predict(self.settings.rasa.url, self.settings, examples)
+        assert active.path
+        _, url = await asyncio.to_thread(start_standin, self.settings, self.supervisor, Path(active.path))
+        return await predict(url, self.settings, examples)
+
+    # ---------------------------------------------------------------- LLM
+
+    async def _llm(self, data: SFTExport, work: Path, report_dir: Path) -> Outcome:
+        settings = self.settings
+        active = await self.store.transaction(lambda conn: registry.active(conn, "llm"))
+        candidate = await self._register("llm", parent=active.version if active else None, data_hash=data.data_hash)
+        out = settings.adapters_dir / candidate.version
+        await self.store.transaction(lambda conn: registry.update_version(conn, candidate.version, path=str(out)))
+        task = self._task(f"LLM {candidate.version}: LoRA fine-tuning")
+        with self.times.stage("llm_train"):
+            result = await asyncio.to_thread(
+                train_adapter,
+                settings,
+                data.train,
+                data.validation,
+                out,
+                active.path if active else None,
+                self.options.llm_epochs or settings.training.llm_epochs,
+                self._reporter(task),
+            )
+        self._finish(task)
+        metrics = result["metrics"]
+        report.loss_png(result["curve"], report_dir / "llm_loss.png")
+        (work / "llm_curve.json").write_text(json.dumps(result["curve"]))
+        reference = "active" if active else "base"
+        to_beat = metrics[f"{reference}_loss"] - settings.training.llm_min_improvement
+        promote = metrics["candidate_loss"] < to_beat
+        name = active.version if active else "the base model"
+        reason = f"held-out loss {metrics['candidate_loss']:.4f} vs {metrics[f'{reference}_loss']:.4f} for {name}: " + (
+            "better" if promote else "not better"
+        )
+        if promote:
+            await self.store.transaction(
+                lambda conn: registry.update_version(
+                    conn, candidate.version, status=registry.CANDIDATE, metrics=metrics
+                )
+            )
+            task = self._task(f"LLM {candidate.version}: loading into vLLM and switching", total=None)
+            with self.times.stage("llm_publish"):
+                current = await self.store.transaction(lambda conn: registry.get(conn, candidate.version))
+                await publish_llm(settings, self.store, current)
+            self._finish(task)
+        else:
+            await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
+        outcome = Outcome("llm", "promoted" if promote else "rejected", candidate.version, reason, metrics)
+        self.sections.append(_llm_section(outcome, active.version if active else None))
+        return outcome
+
+    # ---------------------------------------------------------------- helpers
+
+    async def _plan(self, kind: str, nlu_data: NLUExport, sft_data: SFTExport) -> str:
+        active = await self.store.transaction(lambda conn: registry.active(conn, kind))
+        if kind == "nlu":
+            return (
+                f"would train on {nlu_data.counts['train_examples']} examples "
+                f"({nlu_data.counts['human_labels']} labels) and compare with "
+                f"{active.version if active else 'nothing'} on {nlu_data.counts['test_examples']} held-out examples"
+            )
+        return (
+            f"would fine-tune a LoRA adapter on {sft_data.counts['train']} replies and compare with "
+            f"{active.version if active else 'the base model'} on {sft_data.counts['validation']} held-out replies"
+        )
+
+    def _enough_sft(self, data: SFTExport) -> tuple[bool, str]:
+        needed = self.settings.training.llm_min_examples
+        if data.counts["train"] < needed or data.counts["validation"] < 1:
+            return False, (
+                f"the LLM needs at least {needed} rated-up or corrected LLM replies to train on and 1 to validate on "
+                f"(from 2+ conversations); there are {data.counts['train']} and {data.counts['validation']}"
+            )
+        return True, ""
+
+    async def _set_status(self, version: str, status: str, metrics: dict[str, Any], error: str | None = None) -> None:
+        await self.store.transaction(
+            lambda conn: registry.update_version(conn, version, status=status, metrics=metrics, error=error)
+        )
+
+    async def _register(self, kind: str, **fields: Any) -> registry.ModelRecord:
+        record = await self.store.transaction(lambda conn: registry.register(conn, kind, **fields))
+        self.candidates.append(record.version)
+        return record
+
+    async def _fail(self, run_id: int, exc: BaseException) -> None:
+        error = str(exc) or repr(exc)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.store.transaction(lambda conn: self._mark_failed(conn, run_id, error)))
+
+    def _mark_failed(self, conn: Connection, run_id: int, error: str) -> None:
+        for version in self.candidates:
+            if registry.get(conn, version).status in (registry.TRAINING, registry.CANDIDATE):
+                registry.update_version(conn, version, status=registry.FAILED, error=error[:2000])
+        _end_run(conn, run_id, "failed", {"error": error[:2000]}, None)
+
+    def _start_run(self, conn: Connection) -> int:
+        options = {k: v for k, v in self.options.__dict__.items()}
+        result = conn.execute(insert(runs).values(options=options, status="running", started_at=utcnow()))
+        return int(result.inserted_primary_key[0])
+
+    def _task(self, description: str, total: float | None = 100) -> TaskID:
+        return self.progress.add_task(description, total=total, note="")
+
+    def _finish(self, task: TaskID) -> None:
+        self.progress.update(task, total=1, completed=1)
+
+    def _reporter(self, task: TaskID) -> Callable[[int, int, str], None]:
+        def update(done: int, total: int, note: str) -> None:
+            self.progress.update(task, completed=done, total=total, note=note[-40:])
+
+        return update
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        holder = locks.new_holder()
+        stale = self.settings.training.lock_stale_after_s
+        try:
+            held_by = await self.store.transaction(lambda conn: locks.try_acquire(conn, LOCK, holder, stale))
+        except IntegrityError:
+            held_by = "another retrain that started at the same moment"
+        if held_by:
+            raise RetrainError(f"another retrain is running ({held_by}); try again when it has finished")
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_S)
+                await self.store.transaction(lambda conn: locks.heartbeat(conn, LOCK, holder))
+
+        heart = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heart
+            await asyncio.shield(self.store.transaction(lambda conn: locks.release(conn, LOCK, holder)))
+
+    def _write_report(self, folder: Path, run_id: int, outcomes: list[Outcome]) -> Path:
+        lines = [f"# Retrain run {run_id} ({datetime.now():%Y-%m-%d %H:%M})", ""]
+        lines += [f"- **{o.kind.upper()}**: {o.status} {o.version or ''} - {o.reason}" for o in outcomes]
+        stage_rows = "\n".join(
+            f"| {name} | {v['seconds']:.1f} | {v['peak_mib']:.0f} |" for name, v in self.times.stages.items()
+        )
+        stages = f"## Stages\n\n| stage | seconds | peak memory MiB |\n|---|---|---|\n{stage_rows}"
+        (folder / "summary.json").write_text(
+            json.dumps({"outcomes": [o.__dict__ for o in outcomes], "stages": self.times.stages}, indent=2)
+        )
+        return report.write(folder / "report.md", ["\n".join(lines), *self.sections, stages])
+
+
+# ---------------------------------------------------------------- small pieces
+
+
+def _enough_nlu(data: NLUExport) -> tuple[bool, str]:
+    if data.counts["human_labels"] + data.counts["auto_labels"] == 0:
+        return False, (
+            "the NLU model has no new training data: label user messages (POST /api/messages/ID/label or "
+            "`assistant review`) or allow auto-labels (--auto-label-confidence)"
+        )
+    return True, ""
+
+
+def _last_run_start(conn: Connection) -> datetime | None:
+    query = select(runs.c.started_at).where(runs.c.status == "finished").order_by(runs.c.id.desc()).limit(1)
+    return conn.scalar(query)
+
+
+def _end_run(conn: Connection, run_id: int, status: str, summary: dict[str, Any], report_path: str | None) -> None:
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(status=status, summary=json.loads(json.dumps(summary, default=str)), report=report_path,
+                finished_at=utcnow())
+    )  # fmt: skip
+
+
+def _data_section(nlu: NLUExport, sft: SFTExport) -> str:
+    rows = "\n".join(f"| NLU {k.replace('_', ' ')} | {v} |" for k, v in nlu.counts.items())
+    rows += "\n" + "\n".join(f"| LLM {k.replace('_', ' ')} | {v} |" for k, v in sft.counts.items())
+    text = f"## Data\n\n| | count |\n|---|---|\n{rows}"
+    if nlu.conflicts:
+        listed = "\n".join(
+            f'- "{c["text"]}": {", ".join(c["sources"])} -> kept {c["kept"]}' for c in nlu.conflicts[:20]
+        )
+        text += f"\n\n### Conflicting labels ({len(nlu.conflicts)})\n\n{listed}"
+    return text
+
+
+def _nlu_section(outcome: Outcome, rows: list[tuple[str, Any, Any]], active: str | None) -> str:
+    return (
+        f"## NLU: {outcome.version} ({outcome.metrics['mode']} training) vs {active or 'nothing'}\n\n"
+        f"{outcome.status}: {outcome.reason}\n\n"
+        f"{report.table(rows)}\n\n"
+        "![NLU metrics](nlu_metrics.png)\n\n![confusion matrix](nlu_confusion.png)"
+    )
+
+
+def _llm_section(outcome: Outcome, active: str | None) -> str:
+    m = outcome.metrics
+    rows = [
+        ("held-out loss", m.get("active_loss", m["base_loss"]), m["candidate_loss"]),
+        ("held-out perplexity", m.get("active_perplexity", m["base_perplexity"]), m["candidate_perplexity"]),
+        ("base model loss", m["base_loss"], m["base_loss"]),
+    ]
+    return (
+        f"## LLM: {outcome.version} vs {active or 'the base model'}\n\n{outcome.status}: {outcome.reason}\n\n"
+        f"{report.table(rows)}\n\n"
+        f"{m['train_examples']} training and {m['validation_examples']} held-out replies; "
+        f"{m['train_seconds']:.0f} s on {m['device']}, {m['train_tokens_per_s']:.0f} tokens/s.\n\n"
+        "![loss curves](llm_loss.png)"
+    )
