@@ -22,11 +22,15 @@ models_app = typer.Typer(help="The model registry: list, activate, roll back.", 
 
 
 def run_with_store(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(store)`` on a fresh event loop with the configured store (closed afterwards)."""
+    """Run ``work(store)`` on a fresh event loop with the configured store (schema migrated; closed after)."""
+    from assistant.migrations.migrate import upgrade
     from assistant.store import Store
 
+    url = Settings().db_url
+    upgrade(url)
+
     async def main() -> T:
-        store = Store(Settings().db_url)
+        store = Store(url)
         try:
             return await work(store)
         finally:
@@ -73,7 +77,10 @@ def retrain(
         auto_label_confidence=auto_label_confidence,
         scrub=scrub,
     )
+    from assistant.migrations.migrate import upgrade
+
     settings = Settings()
+    upgrade(settings.db_url)
     signal.signal(signal.SIGTERM, _stop_children)
     try:
         result = asyncio.run(Retrain(settings, options, console).run())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -23,6 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 STACK_DIR = REPO / "var" / "test-stack"  # keeps the trained NLU model between local runs
+ADMIN_TOKEN = "test-admin-token"
 LAST = {"faults": 1, "shutdown": 2}  # these tests stop parts of the stack: run them at the end
 
 
@@ -31,6 +33,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return max((LAST.get(mark.name, 0) for mark in item.iter_markers()), default=0)
 
     items.sort(key=rank)
+
+
+STORE_URLS = ["sqlite"] + (["postgres"] if os.environ.get("ASSISTANT_TEST_POSTGRES_URL") else [])
+
+
+@pytest.fixture(params=STORE_URLS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a SQLite file, and Postgres too when ASSISTANT_TEST_POSTGRES_URL names one."""
+    from alembic import command
+
+    from assistant.migrations.migrate import alembic_config, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = os.environ["ASSISTANT_TEST_POSTGRES_URL"]
+        command.downgrade(alembic_config(url), "base")  # empty: every test starts from nothing
+    upgrade(url)  # the migrations themselves are under test too
+    return url
 
 
 def free_port() -> int:
@@ -53,6 +74,25 @@ class Stack:
 
     def send(self, sender: str, message: str, **extra: Any) -> httpx.Response:
         return self.http.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra})
+
+    def stream(self, sender: str, message: str) -> dict[str, Any]:
+        """One turn through the SSE endpoint; returns its ``message`` event (ids, route, model, ...)."""
+        event, found = "", None
+        with self.http.stream(
+            "POST", f"{self.url}/webhooks/rest/stream", json={"sender": sender, "message": message}
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event == "message":
+                    found = json.loads(line.removeprefix("data: "))
+        assert found is not None, "the stream ended without its message event"
+        return found
+
+    def admin(self, path: str, body: dict[str, Any], token: str | None = ADMIN_TOKEN) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.post(f"{self.url}/api{path}", json=body, headers=headers)
 
     def reply(self, sender: str, message: str) -> str:
         response = self.send(sender, message)
@@ -104,6 +144,11 @@ def stack() -> Iterator[Stack]:
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     for stale in ("assistant.db", "assistant.db-wal", "assistant.db-shm", "run/services.json"):
         (STACK_DIR / stale).unlink(missing_ok=True)
+    # what earlier sessions' retrains made: the registry starts empty again, so must the files
+    for folder in ("adapters", "reports", "retrain", "rasa-models/active"):
+        shutil.rmtree(STACK_DIR / folder, ignore_errors=True)
+    for model in (STACK_DIR / "rasa-models").glob("nlu-[0-9][0-9][0-9][0-9].tar.gz"):  # not the bot's own model
+        model.unlink()
     port, rasa_port, vllm_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -116,6 +161,7 @@ def stack() -> Iterator[Stack]:
         "ASSISTANT_LLM__TIMEOUT_S": "10",
         "ASSISTANT_LLM__MAX_TOKENS": "40",
         "ASSISTANT_LLM__TEMPERATURE": "0",
+        "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     log_path = STACK_DIR / "up.log"
     with log_path.open("w") as log:

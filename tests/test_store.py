@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from pathlib import Path
 
-import pytest
-
-from assistant.migrations.migrate import upgrade
 from assistant.store import Store
-
-URLS = ["sqlite"] + (["postgres"] if os.environ.get("ASSISTANT_TEST_POSTGRES_URL") else [])
-
-
-@pytest.fixture(params=URLS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-        if request.param == "sqlite"
-        else os.environ["ASSISTANT_TEST_POSTGRES_URL"]
-    )
-    upgrade(url)  # the migrations themselves are under test too
-    return url
 
 
 async def test_turns_history_and_slots(store_url: str) -> None:
