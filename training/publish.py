@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -157,7 +158,8 @@ async def publish_llm(settings: Settings, store: Store, record: ModelRecord | No
     """Serve adapter ``record`` (None: the base model) in vLLM and switch every app to it."""
     if record is not None:
         assert record.path
-        await VLLMAdapters(settings).load(record.version, str(Path(record.path).resolve()))
+        with contextlib.suppress(httpx.ConnectError):  # no vLLM yet: the apps load it once it is up
+            await VLLMAdapters(settings).load(record.version, str(Path(record.path).resolve()))
         await store.transaction(lambda conn: registry.activate(conn, record.version))
     else:
         await store.transaction(lambda conn: registry.deactivate(conn, "llm"))

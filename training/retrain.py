@@ -212,7 +212,7 @@ class Retrain:
         report.metrics_png(rows, report_dir / "nlu_metrics.png", "NLU: active vs candidate")
         (report_dir / "nlu_intent_report.json").write_text(json.dumps(new_metrics["per_intent"], indent=2))
         reason = (
-            f"not worse than {active.version if active else 'nothing'} (tolerance {settings.training.nlu_tolerance})"
+            f"not worse than {active.version if active else 'nothing'} on {len(examples)} held-out examples"
             if promote
             else "worse than the active model: " + ", ".join(drops)
         )
