@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import Stack
 
 
@@ -110,3 +112,37 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
     assert "starting rasa" not in output and "rasa healthy" not in output
     assert "stopped" in output
     assert stack.status()["nlu"]["ok"]  # the external servers were left running
+
+
+def test_review_labels_llm_routed_messages_from_the_terminal(stack: Stack) -> None:
+    message = stack.stream("review-me", "do you like music")
+    assert message["route"] == "llm"
+    # newest first: this message is the first shown; "loyalty_points" labels it, then q quits
+    result = assistant("review", "--limit", "3", env=stack.env, stdin="loyalty_points\nq\n")
+    assert result.returncode == 0, result.stderr
+    assert "do you like music" in result.stdout and "labelled loyalty_points" in result.stdout
+    rows = stack.rows("SELECT intent FROM labels WHERE message_id = ?", message["user_message_id"])
+    assert rows == [{"intent": "loyalty_points"}]
+
+
+def test_export_writes_training_data_and_refuses_unknown_kinds(stack: Stack, tmp_path: Path) -> None:
+    nlu = assistant("export", "nlu", "--out", str(tmp_path / "nlu"), env=stack.env)
+    assert nlu.returncode == 0, nlu.stderr
+    exported = yaml.safe_load((tmp_path / "nlu" / "nlu.yml").read_text())
+    assert exported["version"] == "3.1" and any(item.get("intent") == "greet" for item in exported["nlu"])
+    sft = assistant("export", "sft", "--out", str(tmp_path / "sft"), env=stack.env)
+    assert sft.returncode == 0, sft.stderr
+    assert (tmp_path / "sft" / "sft_train.jsonl").exists() and (tmp_path / "sft" / "sft_validation.jsonl").exists()
+    wrong = assistant("export", "pictures", "--out", str(tmp_path / "x"), env=stack.env)
+    assert wrong.returncode == 1 and "choose nlu or sft" in wrong.stderr
+
+
+def test_models_commands_explain_bad_input(stack: Stack) -> None:
+    listed = assistant("models", "list", env=stack.env)
+    assert listed.returncode == 0 and "nlu-0001" in listed.stdout
+    unknown = assistant("models", "activate", "nlu-0999", env=stack.env)
+    assert unknown.returncode == 1 and "no model version 'nlu-0999'" in unknown.stderr
+    kind = assistant("models", "rollback", "vision", env=stack.env)
+    assert kind.returncode == 1 and "choose nlu or llm" in kind.stderr
+    both = assistant("retrain", "--nlu-only", "--llm-only", env=stack.env)
+    assert both.returncode == 1 and "exclude each other" in both.stderr

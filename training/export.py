@@ -129,7 +129,11 @@ def write_rasa_nlu(path: Path, examples: list[Example], others: list[dict[str, A
         {"intent": intent, "examples": _Literal("".join(f"- {text}\n" for text in texts))}
         for intent, texts in sorted(by_intent.items())
     ]
-    document = {"version": "3.1", "nlu": items + list(others or [])}
+    items += [  # synonyms, regexes, lookups: kept as they were, their examples as literal blocks too
+        {k: _Literal(v) if k == "examples" and isinstance(v, str) else v for k, v in item.items()}
+        for item in others or []
+    ]
+    document = {"version": "3.1", "nlu": items}
     path.write_text(yaml.dump(document, Dumper=_RasaDumper, sort_keys=False, allow_unicode=True, width=10_000))
 
 
