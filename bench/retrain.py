@@ -133,7 +133,7 @@ async def bench(bot: str, epochs: int, llm_epochs: int, labels: int, corrections
     from training.stages import StageTimes
 
     settings = Settings()
-    upgrade(settings.db_url)
+    await asyncio.to_thread(upgrade, settings.db_url)  # alembic runs its own event loop
     initial = StageTimes()
     with initial.stage("initial_nlu_train"):
         store = Store(settings.db_url)
