@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -184,6 +185,32 @@ def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[st
     assert len(rows) == len(traffic)
     assert [r for r in rows if r["reason"] == "nlu_unavailable"] == []  # Rasa answered all along
     assert [r for r in rows if r["error"] and ("404" in r["error"] or "NotFound" in r["error"])] == []
+
+
+def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrained: dict[str, Any]) -> None:
+    """Rasa loads the active model from its folder; the app loads the active adapter into the new vLLM."""
+    pids = {name: stack.services()[name]["pid"] for name in ("rasa", "vllm")}
+    for name in pids:
+        stack.signal_service(name, signal.SIGKILL)
+    stack.wait_until(
+        lambda: (
+            all(stack.services()[n]["pid"] != pid for n, pid in pids.items())
+            and stack.status()["nlu"]["ok"]
+            and stack.status()["llm"]["ok"]
+        ),
+        300,
+        "Rasa and vLLM to be restarted",
+    )
+    assert rasa_model(stack) == "nlu-0002.tar.gz"
+    stack.wait_until(
+        lambda: "llm-0001" in [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]],
+        30,
+        "the app to load the active adapter into the new vLLM",
+    )
+    sender = f"restarted-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "tell me a joke")
+    _, bot = stack.turn(sender)
+    assert (bot["llm_model"], bot["error"]) == ("llm-0001", None)
 
 
 def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ async def wait_for_app(settings: Settings, done: Callable[[dict[str, Any]], bool
     raise TimeoutError(f"the app at {settings.public_url} did not switch within {APP_SWITCH_TIMEOUT_S:.0f} s")
 
 
-async def _rasa_up(settings: Settings) -> bool:
+async def rasa_is_up(settings: Settings) -> bool:
     client = RasaClient(settings.rasa.url, timeout_s=5, token=settings.rasa.token)
     try:
         await client.version()
@@ -122,7 +122,7 @@ async def publish_nlu(
     """Make ``record`` the served NLU model. ``standin_url``: a Rasa server already serving it."""
     assert record.path
     model = Path(record.path)
-    if await _rasa_up(settings):
+    if await rasa_is_up(settings):
         supervisor = Supervisor(settings.data_dir / "logs", console)
         try:
             if standin_url is None:

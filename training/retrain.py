@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from training.export import NLUExport, SFTExport, export_nlu, export_sft
 from training.llm import train_adapter
 from training.metrics import HEADLINE, Prediction, evaluate, not_worse
 from training.nlu import predict, start_standin, test_examples, train_candidate
-from training.publish import _rasa_up, publish_llm, publish_nlu
+from training.publish import publish_llm, publish_nlu, rasa_is_up
 from training.stages import StageTimes
 
 LOCK = "retrain"
@@ -218,27 +218,17 @@ class Retrain:
         )
         if trained.note:
             reason += f"; {trained.note}"
-        if promote:
-            await self.store.transaction(
-                lambda conn: registry.update_version(
-                    conn, candidate.version, status=registry.CANDIDATE, metrics=metrics
-                )
-            )
-            task = self._task(f"NLU {candidate.version}: hot-swapping into Rasa", total=None)
-            with self.times.stage("nlu_publish"):
-                current = await self.store.transaction(lambda conn: registry.get(conn, candidate.version))
-                await publish_nlu(settings, self.store, current, console, standin_url=standin_url)
-            self._finish(task)
-        else:
-            await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
+        outcome = await self._conclude(
+            candidate, promote, metrics, reason, "hot-swapping into Rasa",
+            lambda current: publish_nlu(settings, self.store, current, console, standin_url=standin_url),
+        )  # fmt: skip
         await asyncio.to_thread(self.supervisor.stop_all)
-        outcome = Outcome("nlu", "promoted" if promote else "rejected", candidate.version, reason, metrics)
         self.sections.append(_nlu_section(outcome, rows, active.version if active else None))
         return outcome
 
     async def _predict_active(self, active: registry.ModelRecord, examples: list[tuple[str, str]]) -> list[Prediction]:
         """The active model's answers: from the main Rasa server when it runs, else from a stand-in."""
-        if await _rasa_up(self.settings):
+        if await rasa_is_up(self.settings):
             return await predict(self.settings.rasa.url, self.settings, examples)
         assert active.path
         _, url = await asyncio.to_thread(start_standin, self.settings, self.supervisor, Path(active.path))
@@ -275,20 +265,10 @@ class Retrain:
         reason = f"held-out loss {metrics['candidate_loss']:.4f} vs {metrics[f'{reference}_loss']:.4f} for {name}: " + (
             "better" if promote else "not better"
         )
-        if promote:
-            await self.store.transaction(
-                lambda conn: registry.update_version(
-                    conn, candidate.version, status=registry.CANDIDATE, metrics=metrics
-                )
-            )
-            task = self._task(f"LLM {candidate.version}: loading into vLLM and switching", total=None)
-            with self.times.stage("llm_publish"):
-                current = await self.store.transaction(lambda conn: registry.get(conn, candidate.version))
-                await publish_llm(settings, self.store, current)
-            self._finish(task)
-        else:
-            await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
-        outcome = Outcome("llm", "promoted" if promote else "rejected", candidate.version, reason, metrics)
+        outcome = await self._conclude(
+            candidate, promote, metrics, reason, "loading into vLLM and switching",
+            lambda current: publish_llm(settings, self.store, current),
+        )  # fmt: skip
         self.sections.append(_llm_section(outcome, active.version if active else None))
         return outcome
 
@@ -315,6 +295,26 @@ class Retrain:
                 f"(from 2+ conversations); there are {data.counts['train']} and {data.counts['validation']}"
             )
         return True, ""
+
+    async def _conclude(
+        self,
+        candidate: registry.ModelRecord,
+        promote: bool,
+        metrics: dict[str, Any],
+        reason: str,
+        doing: str,
+        publish: Callable[[registry.ModelRecord], Awaitable[None]],
+    ) -> Outcome:
+        """Reject the candidate, or promote it: candidate status, then publish (which makes it active)."""
+        if not promote:
+            await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
+            return Outcome(candidate.kind, "rejected", candidate.version, reason, metrics)
+        await self._set_status(candidate.version, registry.CANDIDATE, metrics)
+        task = self._task(f"{candidate.kind.upper()} {candidate.version}: {doing}", total=None)
+        with self.times.stage(f"{candidate.kind}_publish"):
+            await publish(await self.store.transaction(lambda conn: registry.get(conn, candidate.version)))
+        self._finish(task)
+        return Outcome(candidate.kind, "promoted", candidate.version, reason, metrics)
 
     async def _set_status(self, version: str, status: str, metrics: dict[str, Any], error: str | None = None) -> None:
         await self.store.transaction(
