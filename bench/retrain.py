@@ -40,14 +40,9 @@ def free_url() -> str:
 
 
 def examples(path: Path) -> list[tuple[str, str]]:
-    data = yaml.safe_load(path.read_text())
-    return [
-        (line.strip().removeprefix("- "), item["intent"])
-        for item in data["nlu"]
-        if "intent" in item
-        for line in item["examples"].splitlines()
-        if line.strip()
-    ]
+    from training.export import read_rasa_nlu
+
+    return [(example.text, example.intent) for example in read_rasa_nlu([path])[0]]
 
 
 def clinc_bot(folder: Path, epochs: int, labels: int) -> tuple[Path, list[tuple[str, str]]]:

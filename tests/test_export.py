@@ -11,7 +11,7 @@ import yaml
 
 from assistant.config import Settings
 from assistant.store import Store, feedback
-from training.export import export_nlu, export_sft
+from training.export import export_nlu, export_sft, read_rasa_nlu, write_rasa_nlu
 
 
 async def turn(
@@ -133,3 +133,16 @@ async def test_sft_export_uses_corrections_and_good_replies_scrubbed_and_split_b
     train_ids = {json.loads(line)["conversation_id"] for line in scrubbed.train.read_text().splitlines()}
     validation_ids = {json.loads(line)["conversation_id"] for line in scrubbed.validation.read_text().splitlines()}
     assert train_ids and validation_ids and not train_ids & validation_ids
+
+
+def test_rasa_yaml_keeps_intents_named_like_yaml_booleans(tmp_path: Path) -> None:
+    """CLINC150 has intents `yes` and `no`: YAML 1.1 would read them as booleans, Rasa (YAML 1.2) does not."""
+    source = tmp_path / "in.yml"
+    source.write_text(
+        'version: "3.1"\nnlu:\n- intent: yes\n  examples: |\n    - yep\n- intent: no\n  examples: |\n    - nope\n'
+    )
+    examples, _ = read_rasa_nlu([source])
+    assert [(e.text, e.intent) for e in examples] == [("yep", "yes"), ("nope", "no")]
+    write_rasa_nlu(tmp_path / "out.yml", examples)
+    again, _ = read_rasa_nlu([tmp_path / "out.yml"])
+    assert {e.intent for e in again} == {"yes", "no"}

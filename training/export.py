@@ -89,12 +89,29 @@ def annotate(text: str, entities: list[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------- Rasa YAML in and out
 
 
+class RasaYAMLLoader(yaml.SafeLoader):
+    """Reads YAML as Rasa does (YAML 1.2): ``intent: yes`` is the intent "yes", not the boolean True."""
+
+
+RasaYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RasaYAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_rasa_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=RasaYAMLLoader)
+
+
 def read_rasa_nlu(paths: list[Path]) -> tuple[list[Example], list[dict[str, Any]]]:
     """Examples of every ``- intent:`` block, and the other NLU items (synonyms, regexes, lookups) as is."""
     examples: list[Example] = []
     others: list[dict[str, Any]] = []
     for path in paths:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_rasa_yaml(path.read_text()) or {}
         for item in data.get("nlu") or []:
             if "intent" not in item:
                 others.append(item)
