@@ -146,8 +146,6 @@ class Retrain:
         ready = {"nlu": (nlu_ready, nlu_why), "llm": (llm_ready, llm_why)}
         if not any(ready[kind][0] for kind in wanted):
             raise RetrainError("too little data: " + "; ".join(ready[kind][1] for kind in wanted))
-        if len(wanted) == 1 and not ready[wanted[0]][0]:
-            raise RetrainError(f"too little data: {ready[wanted[0]][1]}")
 
         outcomes = []
         with self.progress:
