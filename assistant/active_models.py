@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from assistant.config import Settings
 from assistant.pipeline import TurnPipeline
@@ -23,6 +24,7 @@ from plugins.llm.vllm_adapters import AdapterError, VLLMAdapters
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
+ADAPTER_CHECK_S = 10.0  # how often vLLM is asked whether it still serves the active adapter (a restart loses it)
 
 
 class ActiveModelWatcher:
@@ -32,6 +34,7 @@ class ActiveModelWatcher:
         self.adapters = VLLMAdapters(settings)
         self.default = settings.llm.adapter or settings.vllm.served_model_name
         self.nlu_url = settings.rasa.url
+        self._adapter_checked = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def sync_once(self) -> None:
@@ -44,7 +47,9 @@ class ActiveModelWatcher:
             self.pipeline.nlu.use_url(nlu_url)
             self.nlu_url = nlu_url
         wanted = record.version if record else self.default
-        if record and record.path:
+        due = time.monotonic() - self._adapter_checked > ADAPTER_CHECK_S
+        if record and record.path and (wanted != self.pipeline.active_model or due):
+            self._adapter_checked = time.monotonic()
             try:
                 await self.adapters.load(record.version, record.path)
             except Exception as exc:  # vLLM down or refusing: keep serving what works, try again later
