@@ -1,5 +1,5 @@
-"""LoRA adapters in a running vLLM server: which are loaded, load one (``/v1/load_lora_adapter``, needs
-``VLLM_ALLOW_RUNTIME_LORA_UPDATING``), unload one. Loading never disturbs requests in flight."""
+"""LoRA adapters in a running vLLM server: which are loaded, and loading one (``/v1/load_lora_adapter``,
+needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``). Loading never disturbs requests in flight."""
 
 from __future__ import annotations
 
@@ -32,9 +32,3 @@ class VLLMAdapters:
             response = await http.post(f"{self.url}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path})
         if response.status_code != 200 and "already been loaded" not in response.text:
             raise AdapterError(f"vLLM refused adapter {name} from {path}: {response.status_code} {response.text}")
-
-    async def unload(self, name: str) -> None:
-        async with httpx.AsyncClient(timeout=60, headers=self.headers) as http:
-            response = await http.post(f"{self.url}/v1/unload_lora_adapter", json={"lora_name": name})
-        if response.status_code != 200 and "not been loaded" not in response.text:
-            raise AdapterError(f"vLLM could not unload adapter {name}: {response.status_code} {response.text}")
