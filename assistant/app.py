@@ -18,9 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from assistant import __version__, api, plugins
 from assistant.active_models import ActiveModelWatcher
 from assistant.config import Settings
+from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
 from assistant.pipeline import TurnPipeline
-from assistant.protocols import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS
+from assistant.protocols import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS, Channel, DeliveringChannel
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,12 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    channels = {name: cls(settings) for name, cls in plugins.load_all(CHANNELS).items()}
-    enabled = [name for name in settings.channels if name in channels]
-    if missing := set(settings.channels) - set(channels):
+    installed = plugins.available(CHANNELS)
+    if missing := set(settings.channels) - set(installed):
         raise plugins.PluginNotFound(f"channels not installed: {', '.join(sorted(missing))}")
+    enabled = list(dict.fromkeys(settings.channels))
+    channels: dict[str, Channel] = {name: plugins.load(CHANNELS, name)(settings) for name in enabled}
+    delivering = {name: c for name, c in channels.items() if isinstance(c, DeliveringChannel)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,11 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await nlu.health()  # learns the served model's name before the first turn (best effort)
         app.state.watcher = watcher = ActiveModelWatcher(settings, app.state.pipeline)
         watcher.start()
+        deliveries = DeliveryWorker(settings, app.state.pipeline, delivering)
+        deliveries.start()
         try:
             yield
         finally:
             await watcher.stop()
-            await asyncio.gather(nlu.aclose(), llm.aclose(), store.aclose())
+            await app.state.pipeline.aclose()
+            await deliveries.stop()
+            await asyncio.gather(nlu.aclose(), llm.aclose(), *(channel.aclose() for channel in delivering.values()))
+            await store.aclose()
 
     app = FastAPI(title="assistant", version=__version__, lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -76,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    for name in enabled:
-        app.include_router(channels[name].router())
+    for channel in channels.values():
+        app.include_router(channel.router())
     app.include_router(api.router())
 
     @app.get("/health")

@@ -16,6 +16,7 @@ import typer
 from httpx_sse import connect_sse
 from rich.table import Table
 
+from assistant.cli_channels import register as register_channel_commands
 from assistant.cli_training import register as register_training_commands
 from assistant.config import Settings
 from assistant.terminal import console, err, fail
@@ -27,6 +28,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(db_app, name="db")
 MAX_RESTARTS = 5
 register_training_commands(app)
+register_channel_commands(app)
 
 
 @db_app.command("upgrade")

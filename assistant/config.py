@@ -9,8 +9,11 @@ the environments and the base model), then the YAML file named by ``ASSISTANT_CO
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
@@ -18,6 +21,20 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any) -> Any:
+    """``${VAR}`` in credentials files is taken from the environment (as Rasa does); unset: empty."""
+    if isinstance(value, str):
+        return ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_BOT_DIR = REPO_ROOT / "nlu"
@@ -101,6 +118,21 @@ class TrainingSettings(BaseModel):
     lock_stale_after_s: float = 120.0
 
 
+class DeliverySettings(BaseModel):
+    """The outbox: how replies of out-of-band channels (Slack, Telegram, REST callbacks) are delivered."""
+
+    max_attempts: int = Field(12, description="then the delivery is marked failed")
+    backoff_base_s: float = Field(2.0, description="wait after the first failure; doubles each time")
+    backoff_max_s: float = 300.0
+    poll_interval_s: float = Field(1.0, description="how often due retries (and other replicas' rows) are looked for")
+    lease_s: float = Field(60.0, description="a claimed delivery not finished by then is tried again")
+    timeout_s: float = Field(10.0, description="one delivery attempt")
+    recover_after_s: float = Field(
+        90.0, description="an accepted message still unanswered this long after arrival (the app died) is answered"
+    )
+    recover_within_s: float = Field(3600.0, description="older unanswered messages are left alone")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ASSISTANT_",
@@ -116,13 +148,20 @@ class Settings(BaseSettings):
     bot_dir: Path = Field(DEMO_BOT_DIR, description="Rasa project + domain.yml + persona.md")
     max_message_chars: int = 4096
     nlu_backend: str = "rasa"
-    channels: list[str] = ["rest"]
-    cors_origins: list[str] = []
+    channels: list[str] = Field(["rest", "web"], description="enabled channel plugins (`assistant.channels`)")
+    channel: dict[str, dict[str, Any]] = Field(
+        {}, description="options per channel, e.g. ASSISTANT_CHANNEL__SLACK__BOT_TOKEN; win over credentials_file"
+    )
+    credentials_file: Path = Field(
+        Path("credentials.yml"), description="Rasa-style: a section per channel, ${VAR} read from the environment"
+    )
+    cors_origins: list[str] = Field([], description="sites allowed to call the API from a browser (the web widget)")
     rasa: RasaSettings = RasaSettings()
     vllm: VLLMSettings = VLLMSettings()
     llm: LLMSettings = LLMSettings()
     router: RouterSettings = RouterSettings()
     training: TrainingSettings = TrainingSettings()
+    delivery: DeliverySettings = DeliverySettings()
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
     )
@@ -143,6 +182,15 @@ class Settings(BaseSettings):
             dotenv_settings,
             YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
         )
+
+    def channel_options(self, name: str) -> dict[str, Any]:
+        """A channel's options: its section of ``credentials_file`` overlaid with ``channel[name]``."""
+        options: dict[str, Any] = {}
+        if self.credentials_file.is_file():
+            credentials = yaml.safe_load(self.credentials_file.read_text()) or {}
+            options.update(_expand_env(credentials.get(name) or {}))
+        options.update(self.channel.get(name, {}))
+        return options
 
     @property
     def db_url(self) -> str:

@@ -14,3 +14,8 @@ TURN_SECONDS = Histogram(
 def observe_turn(route: str, reason: str, seconds: float) -> None:
     TURNS.labels(route, reason).inc()
     TURN_SECONDS.labels(route).observe(seconds)
+
+
+DELIVERIES = Counter(
+    "assistant_deliveries_total", "Out-of-band reply delivery attempts", ["channel", "outcome"]
+)  # outcome: delivered | retry | failed

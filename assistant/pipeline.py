@@ -5,14 +5,20 @@ reply -> channel.
 
 ``TurnPipeline.run`` yields the LLM's text pieces as they arrive and, last, the stored ``BotReply``;
 ``respond`` is the same turn for channels that want only the final reply.
+
+Channels that must acknowledge at once and answer later (Slack, Telegram, REST callbacks) call ``accept``
+(the message is stored, duplicates refused) and then ``answer_later``: the turn runs in the background and
+its reply is stored together with an outbox row, which ``assistant.delivery`` sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +36,7 @@ from assistant.protocols import (
     Usage,
 )
 from assistant.router import INTENT, LLM, Route, Router
-from assistant.store import Store, Turn
+from assistant.store import AlreadyAnswered, Store, Turn
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ class IncomingMessage:
     sender: str
     text: str
     metadata: dict[str, Any] | None = None
+    external_id: str | None = None  # the channel's own id (Slack event, Telegram update): stored once
 
 
 @dataclass(frozen=True)
@@ -129,16 +136,61 @@ class TurnPipeline:
         self.router = Router(settings.router)
         self.active_model = settings.llm.adapter or settings.vllm.served_model_name
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
+        self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
+        self.replies_waiting = asyncio.Event()  # set when a reply to deliver out of band is stored
 
-    async def respond(self, message: IncomingMessage) -> BotReply:
-        async for event in self.run(message):
+    async def respond(self, message: IncomingMessage, turn: Turn | None = None, deliver: bool = False) -> BotReply:
+        async for event in self.run(message, turn, deliver):
             if isinstance(event, BotReply):
                 return event
         raise AssertionError("a turn always ends with its reply")
 
-    async def run(self, message: IncomingMessage) -> AsyncIterator[str | BotReply]:
+    async def accept(self, message: IncomingMessage) -> Turn:
+        """Store the message now (raises DuplicateMessage if its external id was stored before)."""
+        return await self.store.begin_turn(
+            message.channel, message.sender, message.text, message.metadata, message.external_id
+        )
+
+    def answer_later(
+        self,
+        message: IncomingMessage,
+        turn: Turn,
+        while_answering: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+    ) -> None:
+        """Answer an accepted message in the background; its channel delivers the reply from the outbox."""
+
+        async def answer() -> None:
+            try:
+                async with while_answering() if while_answering else contextlib.nullcontext():
+                    await self.respond(message, turn, deliver=True)
+            except AlreadyAnswered:
+                log.info("message %s was answered elsewhere", turn.message_id)
+            except Exception:
+                log.exception("answering message %s failed; it is retried later", turn.message_id)
+
+        if turn.message_id in self._answering:
+            return
+        task = asyncio.create_task(answer())
+        self._answering[turn.message_id] = task
+        task.add_done_callback(lambda _: self._answering.pop(turn.message_id, None))
+
+    def is_answering(self, message_id: int) -> bool:
+        return message_id in self._answering
+
+    async def aclose(self, grace_s: float = 10.0) -> None:
+        """Give background turns a moment to finish; the rest are answered after the next start."""
+        if self._answering:
+            await asyncio.wait(list(self._answering.values()), timeout=grace_s)
+        for task in list(self._answering.values()):
+            task.cancel()
+
+    async def run(
+        self, message: IncomingMessage, turn: Turn | None = None, deliver: bool = False
+    ) -> AsyncIterator[str | BotReply]:
+        """One turn. ``turn``: the message was stored by ``accept`` already. ``deliver``: the reply goes
+        to the outbox for ``message.channel`` to send (and an unfinished one is not stored: it is redone)."""
         started = time.perf_counter()
-        turn = await self.store.begin_turn(message.channel, message.sender, message.text, message.metadata)
+        turn = turn or await self.accept(message)
         # With speculative_start the LLM starts while the NLU parses, and is cancelled if not needed.
         call = self._llm_call(turn, message) if self.settings.llm.speculative_start else None
         try:
@@ -160,10 +212,14 @@ class TurnPipeline:
             # partial reply still logged (shielded, so the request's cancellation does not cancel it).
             if call:
                 call.cancel()
-            storing = asyncio.ensure_future(self._store_reply(turn, draft, started))
-            self._storing.add(storing)
-            storing.add_done_callback(self._storing.discard)
-            reply = await asyncio.shield(storing)
+            # A reply to deliver out of band is stored only when complete: an interrupted one (shutdown) is
+            # left to recovery, which answers the message again.
+            if draft.done or not deliver:
+                via = message.channel if deliver else None
+                storing = asyncio.ensure_future(self._store_reply(turn, draft, started, via))
+                self._storing.add(storing)
+                storing.add_done_callback(self._storing.discard)
+                reply = await asyncio.shield(storing)
         yield reply
 
     async def _understand(self, turn: Turn, message: IncomingMessage) -> _Draft:
@@ -235,7 +291,7 @@ class TurnPipeline:
         if not draft.text.strip():
             draft.text, draft.reason = self.settings.llm.fallback_reply, "llm_empty"
 
-    async def _store_reply(self, turn: Turn, draft: _Draft, started: float) -> BotReply:
+    async def _store_reply(self, turn: Turn, draft: _Draft, started: float, deliver_via: str | None) -> BotReply:
         if not draft.done and draft.error is None:
             draft.error = "interrupted: the client went away before the reply was complete"
         latency_ms = (time.perf_counter() - started) * 1000
@@ -264,7 +320,9 @@ class TurnPipeline:
             "error": draft.error,
         }
         changed_slots = draft.slots if draft.slots != turn.slots else None
-        message_id = await self.store.finish_turn(turn, analysis, reply, changed_slots)
+        message_id = await self.store.finish_turn(turn, analysis, reply, changed_slots, deliver_via)
+        if deliver_via:
+            self.replies_waiting.set()
         metrics.observe_turn(route.kind, draft.reason, latency_ms / 1000)
         return BotReply(
             message_id=message_id,

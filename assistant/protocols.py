@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from assistant.pipeline import TurnPipeline
+    from assistant.store.outbox import Pending
 
 CHANNELS = "assistant.channels"
 NLU_BACKENDS = "assistant.nlu"
@@ -115,6 +115,30 @@ class Action(Protocol):
 
 @runtime_checkable
 class Channel(Protocol):
-    """Where messages come from: an HTTP router that feeds the turn pipeline."""
+    """Where messages come from: an HTTP router whose endpoints feed the turn pipeline
+    (``assistant.app.get_pipeline``). Built as ``cls(settings)``; options from ``settings.channel_options``."""
 
-    def router(self, pipeline: TurnPipeline) -> APIRouter: ...
+    name: str
+
+    def router(self) -> APIRouter: ...
+
+
+class DeliveryFailed(Exception):
+    """A reply could not be delivered. ``retry_after``: the platform said when to try again;
+    ``permanent``: trying again cannot help (the chat is gone, the token is wrong)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@runtime_checkable
+class DeliveringChannel(Channel, Protocol):
+    """A channel that answers out of band (Slack, Telegram, REST callbacks): its replies go through the
+    outbox and the delivery worker calls ``deliver`` until it returns, with the same ``reply.key`` each time.
+    ``reply.state`` may be updated to remember progress (e.g. parts of a long message already sent)."""
+
+    async def deliver(self, reply: Pending) -> None: ...
+
+    async def aclose(self) -> None: ...

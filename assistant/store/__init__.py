@@ -1,12 +1,24 @@
 """The SQL log of every conversation, message and piece of feedback, plus the model registry.
 
 Tables are in ``tables``; the turn's hot path in ``Store``; the rest are plain functions of a
-``Connection`` grouped by subject (``feedback``, ``registry``, ``locks``, ``runtime``), run with
+``Connection`` grouped by subject (``feedback``, ``registry``, ``locks``, ``runtime``,
+``outbox``), run with
 ``Store.transaction``.
 """
 
-from assistant.store import feedback, locks, registry, runtime
-from assistant.store.store import Store, Turn
+from assistant.store import feedback, locks, outbox, registry, runtime
+from assistant.store.store import AlreadyAnswered, DuplicateMessage, Store, Turn
 from assistant.store.tables import Base
 
-__all__ = ["Base", "Store", "Turn", "feedback", "locks", "registry", "runtime"]
+__all__ = [
+    "AlreadyAnswered",
+    "Base",
+    "DuplicateMessage",
+    "Store",
+    "Turn",
+    "feedback",
+    "locks",
+    "outbox",
+    "registry",
+    "runtime",
+]

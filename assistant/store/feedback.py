@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from assistant.store.tables import Feedback, Label, Message, utcnow
+from assistant.store.tables import Conversation, Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
+conversations = Conversation.__table__
 INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
@@ -73,3 +74,46 @@ def count_new(conn: Connection, since: datetime | None) -> int:
             query = query.where(table.c.created_at > since)
         total += conn.scalar(query) or 0
     return total
+
+
+def check_owner(conn: Connection, message_id: int, channel: str, sender_id: str) -> None:
+    """Raise MessageNotFound unless the message belongs to this sender's conversation on this channel
+    (how the web widget's visitors may rate their own replies and nobody else's)."""
+    owner = conn.execute(
+        select(conversations.c.channel, conversations.c.sender_id)
+        .join(messages, messages.c.conversation_id == conversations.c.id)
+        .where(messages.c.id == message_id)
+    ).first()
+    if owner is None or (owner.channel, owner.sender_id) != (channel, sender_id):
+        raise MessageNotFound(f"there is no message {message_id} in this conversation")
+
+
+def conversation_messages(conn: Connection, channel: str, sender_id: str, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` messages of a conversation, oldest first, each bot reply with its latest rating."""
+    latest = (
+        select(feedback.c.message_id, func.max(feedback.c.id).label("feedback_id"))
+        .where(feedback.c.rating.is_not(None))
+        .group_by(feedback.c.message_id)
+        .subquery()
+    )
+    rated = feedback.alias("rated")
+    rows = conn.execute(
+        select(messages.c.id, messages.c.role, messages.c.text, messages.c.route, messages.c.created_at, rated.c.rating)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .outerjoin(latest, latest.c.message_id == messages.c.id)
+        .outerjoin(rated, rated.c.id == latest.c.feedback_id)
+        .where(conversations.c.channel == channel, conversations.c.sender_id == sender_id)
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "role": r.role,
+            "text": r.text,
+            "route": r.route,
+            "rating": r.rating,
+            "at": r.created_at.isoformat(),
+        }
+        for r in reversed(rows)
+    ]

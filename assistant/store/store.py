@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from assistant.store import outbox
 from assistant.store.tables import Conversation, Message, utcnow
 
 T = TypeVar("T")
@@ -35,6 +36,7 @@ UPDATE_SLOTS = update(conversations).where(conversations.c.id == bindparam("conv
 SELECT_CONVERSATION = select(conversations.c.id).where(
     conversations.c.channel == bindparam("channel"), conversations.c.sender_id == bindparam("sender_id")
 )
+SELECT_EXTERNAL_ID = select(messages.c.id).where(messages.c.external_id == bindparam("external_id"))
 SELECT_SLOTS = select(conversations.c.slots).where(conversations.c.id == bindparam("conversation_id"))
 SELECT_HISTORY = (
     select(messages.c.role, messages.c.text)
@@ -42,6 +44,14 @@ SELECT_HISTORY = (
     .order_by(messages.c.id.desc())
     .limit(bindparam("limit"))
 )
+
+
+class DuplicateMessage(Exception):
+    """A channel delivered a message again (a Slack retry, a repeated Telegram update): it was stored once."""
+
+
+class AlreadyAnswered(Exception):
+    """The user message has a reply already (a recovered turn raced the original one): this one is dropped."""
 
 
 @dataclass(frozen=True)
@@ -108,14 +118,25 @@ class Store:
         async with self._async.begin() as conn:
             return await conn.run_sync(work)
 
-    async def begin_turn(self, channel: str, sender_id: str, text: str, metadata: dict[str, Any] | None) -> Turn:
-        """Store the user's message (creating the conversation on first contact) and commit."""
+    async def begin_turn(
+        self,
+        channel: str,
+        sender_id: str,
+        text: str,
+        metadata: dict[str, Any] | None,
+        external_id: str | None = None,
+    ) -> Turn:
+        """Store the user's message (creating the conversation on first contact) and commit.
+
+        ``external_id`` is the channel's own id of the message: storing one twice raises DuplicateMessage."""
         key = (channel, sender_id)
 
         def work(conn: Connection) -> Turn:
+            if external_id is not None and conn.scalar(SELECT_EXTERNAL_ID, {"external_id": external_id}):
+                raise DuplicateMessage(f"{external_id} is stored already")
             conversation_id = self._conversation_ids.get(key) or self._conversation_id(conn, channel, sender_id)
             row = {"conversation_id": conversation_id, "role": "user", "text": text, "created_at": utcnow()}
-            result = conn.execute(INSERT_MESSAGE, {**row, "metadata": metadata})
+            result = conn.execute(INSERT_MESSAGE, {**row, "metadata": metadata, "external_id": external_id})
             slots = conn.scalar(SELECT_SLOTS, {"conversation_id": conversation_id}) or {}
             return Turn(conversation_id, result.inserted_primary_key[0], slots)
 
@@ -123,8 +144,10 @@ class Store:
             try:
                 turn = await self.transaction(work)
                 break
-            except IntegrityError:  # two first messages of one sender raced to create the conversation
+            except IntegrityError:  # a race: two first messages of one sender, or one external message twice
                 if attempt:
+                    if external_id is not None:
+                        raise DuplicateMessage(f"{external_id} is stored already") from None
                     raise
         self._conversation_ids[key] = turn.conversation_id  # only once committed
         self._conversation_ids.move_to_end(key)
@@ -158,17 +181,29 @@ class Store:
         analysis: dict[str, Any],
         reply: dict[str, Any],
         slots: dict[str, Any] | None,
+        deliver_via: str | None = None,
     ) -> int:
-        """Record the NLU result + route on the user message, store the reply, save changed slots."""
+        """Record the NLU result + route on the user message, store the reply, save changed slots.
+
+        ``deliver_via`` names the channel that sends the reply out of band: the outbox row is written in
+        the same transaction, so a stored reply is always delivered."""
 
         def work(conn: Connection) -> int:
             conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **analysis})
             row = {"conversation_id": turn.conversation_id, "role": "bot", "reply_to_id": turn.message_id}
             result = conn.execute(INSERT_MESSAGE, {**row, "created_at": utcnow(), **reply})
+            message_id = int(result.inserted_primary_key[0])
             if slots is not None:
                 conn.execute(
                     UPDATE_SLOTS, {"conversation_id": turn.conversation_id, "slots": slots, "updated_at": utcnow()}
                 )
-            return result.inserted_primary_key[0]
+            if deliver_via is not None:
+                outbox.enqueue(conn, message_id, deliver_via)
+            return message_id
 
-        return await self.transaction(work)
+        try:
+            return await self.transaction(work)
+        except IntegrityError as exc:
+            if "reply_to" in str(exc):
+                raise AlreadyAnswered(f"message {turn.message_id} has a reply already") from exc
+            raise

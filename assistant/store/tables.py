@@ -42,7 +42,12 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        # one reply per user message, even when a recovered turn races the original one
+        Index("ux_messages_reply_to_id", "reply_to_id", unique=True),
+        Index("ux_messages_external_id", "external_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -50,6 +55,8 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON(none_as_null=True), default=None)
+    # user rows from channels that retry (Slack event_id, Telegram update_id): a retry is not a new message
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # user rows: the NLU result
     intent: Mapped[str | None] = mapped_column(String(128), default=None)
     confidence: Mapped[float | None] = mapped_column(Float, default=None)
@@ -156,3 +163,28 @@ class RuntimeSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """A bot reply waiting to be delivered by its channel (Slack, Telegram, REST callback).
+
+    Written in the same transaction as the reply, so a stored reply is never lost; the delivery worker
+    retries it with exponential backoff until the channel accepts it. ``key`` is the idempotency key
+    every attempt carries. ``state`` is what earlier attempts got done (e.g. parts of a long message).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

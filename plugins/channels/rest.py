@@ -51,6 +51,28 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def stream_turn(pipeline: TurnPipeline, message: IncomingMessage) -> StreamingResponse:
+    """One turn as Server-Sent Events: ``token`` events while the LLM writes, the stored reply as one
+    ``message`` event, then ``done`` (shared by the REST and web channels)."""
+
+    async def events() -> AsyncIterator[bytes]:
+        async for event in pipeline.run(message):
+            if isinstance(event, BotReply):
+                yield _sse("message", {"recipient_id": message.sender, **asdict(event)})
+            else:
+                yield _sse("token", {"text": event})
+        yield _sse("done", {})
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def check_length(text: str, max_chars: int) -> None:
+    if len(text) > max_chars:
+        raise HTTPException(status_code=413, detail=f"message is {len(text)} characters long; the limit is {max_chars}")
+
+
 class RestChannel:
     name = "rest"
 
@@ -58,11 +80,7 @@ class RestChannel:
         self.max_chars = settings.max_message_chars
 
     def _accept(self, body: RestMessage) -> IncomingMessage:
-        if len(body.message) > self.max_chars:
-            raise HTTPException(
-                status_code=413,
-                detail=f"message is {len(body.message)} characters long; the limit is {self.max_chars}",
-            )
+        check_length(body.message, self.max_chars)
         return IncomingMessage(self.name, body.sender, body.message, body.metadata)
 
     def router(self) -> APIRouter:
@@ -80,20 +98,6 @@ class RestChannel:
 
         @router.post("/stream", response_class=StreamingResponse)
         async def stream(body: RestMessage, pipeline: Pipeline) -> StreamingResponse:
-            message = self._accept(body)
-
-            async def events() -> AsyncIterator[bytes]:
-                async for event in pipeline.run(message):
-                    if isinstance(event, BotReply):
-                        yield _sse("message", {"recipient_id": body.sender, **asdict(event)})
-                    else:
-                        yield _sse("token", {"text": event})
-                yield _sse("done", {})
-
-            return StreamingResponse(
-                events(),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return stream_turn(pipeline, self._accept(body))
 
         return router

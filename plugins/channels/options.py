@@ -1,0 +1,29 @@
+"""Typed options for channel plugins, read from ``settings.channel_options(name)`` (credentials file +
+``ASSISTANT_CHANNEL__<NAME>__<OPTION>``), with one clear sentence when something is missing."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from assistant.config import Settings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ChannelConfigError(ValueError):
+    pass
+
+
+def channel_options(settings: Settings, name: str, model: type[M]) -> M:
+    try:
+        return model.model_validate(settings.channel_options(name))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'options'}: {error['msg']}" for error in exc.errors()
+        )
+        raise ChannelConfigError(
+            f"the {name} channel is enabled but its options are wrong ({problems}); set them under "
+            f"'{name}:' in {settings.credentials_file} or as ASSISTANT_CHANNEL__{name.upper()}__<OPTION>"
+        ) from None

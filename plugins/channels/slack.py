@@ -1,0 +1,147 @@
+"""Slack channel (Events API): ``POST /webhooks/slack/webhook`` is the app's Request URL.
+
+* Every request's signature is checked first (v0 HMAC-SHA256 of ``v0:timestamp:body`` with the signing
+  secret, constant-time, at most 5 minutes old, by slack-sdk's ``SignatureVerifier``): a forged or stale
+  request gets 401 and nothing else happens.
+* ``url_verification`` is answered with its challenge.
+* Direct messages (``message`` events in ``im`` channels) and ``app_mention`` events are stored and
+  acknowledged at once (Slack waits 3 seconds); the turn runs in the background and the reply is posted
+  in the same thread with ``chat.postMessage`` from the outbox (retried until Slack takes it).
+* Slack's retries carry the same ``event_id``: it is stored with the message, so a retry is acknowledged
+  and not answered again. Messages from bots (this one included) and edits are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, SecretStr
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from assistant.app import get_pipeline
+from assistant.config import Settings
+from assistant.pipeline import IncomingMessage, TurnPipeline
+from assistant.protocols import DeliveryFailed
+from assistant.store import DuplicateMessage
+from assistant.store.outbox import Pending
+from plugins.channels.options import channel_options
+
+log = logging.getLogger(__name__)
+Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
+MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
+# chat.postMessage errors that no retry can fix
+PERMANENT_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+    "msg_too_long",
+    "no_text",
+}
+
+
+class SlackOptions(BaseModel):
+    bot_token: SecretStr = Field(description="xoxb-... (chat:write)")
+    signing_secret: SecretStr = Field(description="from the app's Basic Information page")
+    api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (tests point it elsewhere)")
+
+
+class SlackChannel:
+    name = "slack"
+
+    def __init__(self, settings: Settings) -> None:
+        self.options = channel_options(settings, self.name, SlackOptions)
+        self.verifier = SignatureVerifier(self.options.signing_secret.get_secret_value())
+        self.client = AsyncWebClient(token=self.options.bot_token.get_secret_value(), base_url=self.options.api_url)
+        self.max_chars = settings.max_message_chars
+
+    def _signed(self, body: bytes, request: Request) -> bool:
+        try:
+            return self.verifier.is_valid_request(body, dict(request.headers))
+        except ValueError:  # a timestamp that is not a number
+            return False
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/webhooks/slack", tags=["slack"])
+
+        @router.post("/webhook")
+        async def events(request: Request, pipeline: Pipeline) -> dict[str, Any]:
+            body = await request.body()
+            if not self._signed(body, request):
+                raise HTTPException(401, "invalid or expired Slack signature")
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                raise HTTPException(400, f"the body is not JSON: {exc}") from exc
+            if payload.get("type") == "url_verification":
+                return {"challenge": payload.get("challenge")}
+            if payload.get("type") != "event_callback":
+                return {"ok": True, "ignored": payload.get("type")}
+            message = self._message(payload)
+            if message is None:
+                return {"ok": True, "ignored": "not a message for the bot"}
+            try:
+                turn = await pipeline.accept(message)
+            except DuplicateMessage:
+                return {"ok": True, "duplicate": True}
+            pipeline.answer_later(message, turn)
+            return {"ok": True}
+
+        return router
+
+    def _message(self, payload: dict[str, Any]) -> IncomingMessage | None:
+        """The user message in an event, or None for events the bot does not answer."""
+        event = payload.get("event") or {}
+        bot_users = {a.get("user_id") for a in payload.get("authorizations") or [] if a.get("is_bot")}
+        if event.get("bot_id") or event.get("subtype") or not event.get("user") or event["user"] in bot_users:
+            return None  # bots (ourselves included), edits, joins, ...
+        direct = event.get("type") == "message" and event.get("channel_type") == "im"
+        if not (direct or event.get("type") == "app_mention"):
+            return None
+        text = MENTION.sub("", event.get("text") or "").strip()
+        if not text:
+            return None
+        text = text[: self.max_chars]
+        where = {
+            "channel": event.get("channel"),
+            "thread_ts": event.get("thread_ts") or event.get("ts"),
+            "user": event["user"],
+            "team": payload.get("team_id"),
+            "event_id": payload.get("event_id"),
+        }
+        sender = f"{event.get('channel')}:{event['user']}"
+        external_id = f"slack:{payload.get('event_id')}" if payload.get("event_id") else None
+        return IncomingMessage(self.name, sender, text, {"slack": where}, external_id)
+
+    async def deliver(self, reply: Pending) -> None:
+        where = reply.metadata.get("slack") or {}
+        try:
+            await self.client.chat_postMessage(
+                channel=where["channel"],
+                thread_ts=where.get("thread_ts"),
+                text=reply.text,
+                metadata={"event_type": "assistant_reply", "event_payload": {"idempotency_key": reply.key}},
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            raise DeliveryFailed(
+                f"chat.postMessage: {error or exc}",
+                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                permanent=error in PERMANENT_ERRORS,
+            ) from exc
+
+    async def aclose(self) -> None:
+        session = getattr(self.client, "session", None)
+        if session is not None:
+            await session.close()

@@ -1,0 +1,157 @@
+"""Telegram channel (Bot API webhook): ``POST /webhooks/telegram/webhook``.
+
+* The ``X-Telegram-Bot-Api-Secret-Token`` header must equal ``secret_token`` (constant-time): otherwise
+  401, nothing processed. ``assistant telegram set-webhook --url <public URL>`` registers URL + secret.
+* Text messages are stored with their ``update_id``, so an update Telegram sends again is not answered
+  twice. The turn runs in the background, with the "typing..." action shown while it does.
+* Replies are sent from the outbox with ``sendMessage`` (retried, honouring Telegram's ``retry_after``);
+  a reply longer than 4,096 characters goes out as several messages, and a retry resumes at the first
+  part not yet sent.
+
+python-telegram-bot provides the types and calls; ``api_url`` points it at another Bot API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from telegram import Bot, Update
+from telegram.constants import ChatAction, MessageLimit
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+
+from assistant.app import get_pipeline
+from assistant.config import Settings
+from assistant.pipeline import IncomingMessage, TurnPipeline
+from assistant.protocols import DeliveryFailed
+from assistant.store import DuplicateMessage
+from assistant.store.outbox import Pending
+from plugins.channels.options import channel_options
+
+Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TYPING_EVERY_S = 4.0  # Telegram shows the action for 5 seconds
+WEBHOOK_PATH = "/webhooks/telegram/webhook"
+
+
+class TelegramOptions(BaseModel):
+    token: SecretStr = Field(description="the bot token from @BotFather")
+    secret_token: SecretStr = Field(description="sent by Telegram with every update (1-256 of A-Z a-z 0-9 _ -)")
+    api_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (the token is appended)")
+
+    @field_validator("secret_token")
+    @classmethod
+    def _telegram_accepts_it(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("use 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at a paragraph, line or word break when there is one."""
+    parts = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        cut = cut if cut > limit // 2 else limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*parts, text] if text or not parts else parts
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(self, settings: Settings) -> None:
+        self.options = channel_options(settings, self.name, TelegramOptions)
+        self.bot = Bot(self.options.token.get_secret_value(), base_url=self.options.api_url)
+        self.max_chars = settings.max_message_chars
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/webhooks/telegram", tags=["telegram"])
+
+        @router.post("/webhook")
+        async def webhook(request: Request, pipeline: Pipeline) -> dict[str, Any]:
+            given = request.headers.get(SECRET_HEADER, "")
+            if not secrets.compare_digest(given.encode(), self.options.secret_token.get_secret_value().encode()):
+                raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
+            try:
+                update = Update.de_json(json.loads(await request.body()), self.bot)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise HTTPException(400, f"not a Telegram update: {exc}") from exc
+            message = self._message(update)
+            if message is None:
+                return {"ok": True, "ignored": True}
+            try:
+                turn = await pipeline.accept(message)
+            except DuplicateMessage:
+                return {"ok": True, "duplicate": True}
+            chat_id = update.effective_chat.id if update.effective_chat else 0
+            pipeline.answer_later(message, turn, lambda: self._typing(chat_id))
+            return {"ok": True}
+
+        return router
+
+    def _message(self, update: Update) -> IncomingMessage | None:
+        msg = update.message
+        if msg is None or not msg.text or msg.from_user is None or msg.from_user.is_bot:
+            return None  # edits, channel posts, stickers, other bots
+        chat = msg.chat
+        sender = str(chat.id) if chat.type == "private" else f"{chat.id}:{msg.from_user.id}"
+        where = {"chat_id": chat.id, "message_id": msg.message_id, "user_id": msg.from_user.id}
+        text = msg.text[: self.max_chars]
+        return IncomingMessage(self.name, sender, text, {"telegram": where}, f"telegram:{update.update_id}")
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing..." in the chat until the reply is ready."""
+
+        async def keep_typing() -> None:
+            while True:
+                with contextlib.suppress(TelegramError):
+                    await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+                await asyncio.sleep(TYPING_EVERY_S)
+
+        task = asyncio.create_task(keep_typing())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def deliver(self, reply: Pending) -> None:
+        chat_id = (reply.metadata.get("telegram") or {})["chat_id"]
+        parts = split_text(reply.text)
+        sent = int(reply.state.get("parts_sent", 0))
+        try:
+            for part in parts[sent:]:
+                await self.bot.send_message(chat_id, part)
+                sent += 1
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+            raise DeliveryFailed(f"sendMessage: {exc}", retry_after=seconds) from exc
+        except (BadRequest, Forbidden, InvalidToken) as exc:  # chat gone, bot blocked, bad token
+            raise DeliveryFailed(f"sendMessage: {exc}", permanent=True) from exc
+        except TelegramError as exc:
+            raise DeliveryFailed(f"sendMessage: {exc}") from exc
+        finally:
+            reply.state["parts_sent"] = sent
+
+    async def set_webhook(self, public_url: str) -> str:
+        """Tell Telegram where to send updates, and the secret to send with them."""
+        url = public_url.rstrip("/") + WEBHOOK_PATH
+        await self.bot.set_webhook(
+            url, secret_token=self.options.secret_token.get_secret_value(), allowed_updates=["message"]
+        )
+        return url
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.bot.shutdown()

@@ -1,0 +1,270 @@
+/* The assistant's chat widget. Add it to any page:
+ *
+ *   <script src="https://assistant.example.com/widget.js"></script>
+ *   <script>AssistantWidget.init({server: "https://assistant.example.com"});</script>
+ *
+ * Options: server (default: where this script came from), target (a CSS selector: the chat is drawn
+ * inside it; without one a "Chat" button opens it in a corner), title, greeting.
+ *
+ * Every text is put on the page with textContent, never as HTML: what users and the model write is shown
+ * as text, whatever it contains.
+ */
+(function () {
+  "use strict";
+
+  var STORAGE_KEY = "assistant-widget-sender";
+  var SCRIPT_ORIGIN = document.currentScript ? new URL(document.currentScript.src, location.href).origin : location.origin;
+
+  function newSenderId() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function senderId() {
+    var id = null;
+    try { id = localStorage.getItem(STORAGE_KEY); } catch (e) { /* storage blocked: a new conversation per page */ }
+    if (!id || !/^[A-Za-z0-9_-]{16,128}$/.test(id)) {
+      id = newSenderId();
+      try { localStorage.setItem(STORAGE_KEY, id); } catch (e) { /* see above */ }
+    }
+    return id;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  /* Reads a text/event-stream response body: calls onEvent(name, data) for each event. */
+  async function readEvents(response, onEvent) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      var end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        var block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        var name = "message", data = "";
+        block.split("\n").forEach(function (line) {
+          if (line.indexOf("event: ") === 0) name = line.slice(7);
+          else if (line.indexOf("data: ") === 0) data += line.slice(6);
+        });
+        onEvent(name, data ? JSON.parse(data) : {});
+      }
+    }
+  }
+
+  async function errorText(response) {
+    try {
+      var body = await response.json();
+      var detail = body.message || body.detail;
+      return typeof detail === "string" ? detail : "the assistant answered " + response.status;
+    } catch (e) {
+      return "the assistant answered " + response.status;
+    }
+  }
+
+  function Widget(options) {
+    this.server = (options.server || SCRIPT_ORIGIN).replace(/\/+$/, "");
+    this.title = options.title || "Assistant";
+    this.greeting = options.greeting || "";
+    this.sender = senderId();
+    this.busy = false;
+    this.build(options.target ? document.querySelector(options.target) : null);
+    this.loadHistory();
+  }
+
+  Widget.prototype.build = function (target) {
+    var root = el("div", "aw-root");
+    var panel = el("section", "aw-panel");
+    panel.setAttribute("aria-label", this.title);
+    var header = el("header", "aw-header");
+    header.appendChild(el("h2", null, this.title));
+    this.log = el("ol", "aw-log");
+    this.log.setAttribute("aria-live", "polite");
+    this.log.setAttribute("aria-label", "Conversation");
+    this.typing = el("div", "aw-typing", "The assistant is typing…");
+    this.typing.hidden = true;
+    this.typing.setAttribute("role", "status");
+    var form = el("form", "aw-form");
+    var label = el("label", "aw-sr", "Your message");
+    var inputId = "aw-input-" + Math.random().toString(36).slice(2);
+    label.htmlFor = inputId;
+    this.input = el("input");
+    this.input.id = inputId;
+    this.input.type = "text";
+    this.input.autocomplete = "off";
+    this.input.maxLength = 4096;
+    this.input.placeholder = "Type a message…";
+    this.send = el("button", null, "Send");
+    this.send.type = "submit";
+    form.append(label, this.input, this.send);
+    panel.append(header, this.log, this.typing, form);
+    root.appendChild(panel);
+    var self = this;
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      self.submit();
+    });
+    if (target) {
+      target.appendChild(root);
+    } else {
+      root.classList.add("aw-floating");
+      panel.hidden = true;
+      var launcher = el("button", "aw-launcher", "Chat");
+      launcher.type = "button";
+      launcher.setAttribute("aria-expanded", "false");
+      launcher.addEventListener("click", function () {
+        panel.hidden = !panel.hidden;
+        launcher.setAttribute("aria-expanded", String(!panel.hidden));
+        if (!panel.hidden) self.input.focus();
+      });
+      root.appendChild(launcher);
+      document.body.appendChild(root);
+    }
+    if (!document.querySelector('link[data-assistant-widget]')) {
+      var css = document.createElement("link");
+      css.rel = "stylesheet";
+      css.href = this.server + "/widget.css";
+      css.setAttribute("data-assistant-widget", "");
+      document.head.appendChild(css);
+    }
+  };
+
+  Widget.prototype.bubble = function (role, text) {
+    var item = el("li", "aw-msg " + (role === "user" ? "aw-user" : role === "bot" ? "aw-bot" : "aw-error"));
+    var body = el("div", "aw-text", text);
+    item.appendChild(body);
+    this.log.appendChild(item);
+    this.log.scrollTop = this.log.scrollHeight;
+    return item;
+  };
+
+  Widget.prototype.loadHistory = async function () {
+    try {
+      var response = await fetch(this.server + "/webhooks/web/history?sender=" + encodeURIComponent(this.sender));
+      if (!response.ok) throw new Error(await errorText(response));
+      var messages = await response.json();
+      if (!messages.length && this.greeting) this.bubble("greeting", this.greeting).className = "aw-msg aw-bot";
+      for (var i = 0; i < messages.length; i++) {
+        var m = messages[i];
+        var item = this.bubble(m.role, m.text);
+        if (m.role === "bot") this.finish(item, { message_id: m.id, route: m.route }, m.rating);
+      }
+    } catch (e) {
+      this.bubble("error", "Could not load the conversation: " + e.message);
+    }
+  };
+
+  Widget.prototype.submit = async function () {
+    var text = this.input.value.trim();
+    if (!text || this.busy) return;
+    this.busy = true;
+    this.send.disabled = true;
+    this.input.value = "";
+    this.bubble("user", text);
+    this.typing.hidden = false;
+    var reply = null;
+    var self = this;
+    try {
+      var response = await fetch(this.server + "/webhooks/web/stream", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sender: this.sender, message: text })
+      });
+      if (!response.ok) throw new Error(await errorText(response));
+      await readEvents(response, function (name, data) {
+        if (name === "token") {
+          if (!reply) { self.typing.hidden = true; reply = self.bubble("bot", ""); }
+          reply.firstChild.textContent += data.text;
+          self.log.scrollTop = self.log.scrollHeight;
+        } else if (name === "message") {
+          self.typing.hidden = true;
+          reply = reply || self.bubble("bot", "");
+          reply.firstChild.textContent = data.text;
+          self.finish(reply, data, null);
+        }
+      });
+      if (!reply) throw new Error("the reply was cut off");
+    } catch (e) {
+      this.bubble("error", "Sorry, the message could not be answered (" + e.message + "). Please try again.");
+    } finally {
+      this.typing.hidden = true;
+      this.busy = false;
+      this.send.disabled = false;
+      this.input.focus();
+    }
+  };
+
+  /* A finished bot reply: remember its id, and offer feedback when the LLM wrote it. */
+  Widget.prototype.finish = function (item, data, rating) {
+    item.setAttribute("data-message-id", String(data.message_id));
+    item.setAttribute("data-route", data.route || "");
+    if (data.route !== "llm") return;
+    var self = this;
+    var bar = el("div", "aw-feedback");
+    var up = el("button", "aw-up", "👍");
+    var down = el("button", "aw-down", "👎");
+    var suggest = el("button", "aw-suggest-open", "Suggest a better answer");
+    up.setAttribute("aria-label", "Good answer");
+    down.setAttribute("aria-label", "Bad answer");
+    [up, down, suggest].forEach(function (b) { b.type = "button"; });
+    [[up, "up"], [down, "down"]].forEach(function (pair) {
+      pair[0].setAttribute("aria-pressed", String(rating === pair[1]));
+      pair[0].addEventListener("click", async function () {
+        if (await self.feedback(data.message_id, { rating: pair[1] })) {
+          up.setAttribute("aria-pressed", String(pair[1] === "up"));
+          down.setAttribute("aria-pressed", String(pair[1] === "down"));
+        }
+      });
+    });
+    suggest.addEventListener("click", function () {
+      suggest.hidden = true;
+      var form = el("form", "aw-suggest");
+      var box = el("textarea");
+      box.setAttribute("aria-label", "A better answer");
+      box.maxLength = 8192;
+      var save = el("button", null, "Send suggestion");
+      save.type = "submit";
+      form.append(box, save);
+      form.addEventListener("submit", async function (event) {
+        event.preventDefault();
+        var correction = box.value.trim();
+        if (!correction) return;
+        if (await self.feedback(data.message_id, { correction: correction })) {
+          form.replaceWith(el("div", "aw-thanks", "Thanks, your suggestion was saved."));
+        }
+      });
+      bar.after(form);
+      box.focus();
+    });
+    bar.append(up, down, suggest);
+    item.appendChild(bar);
+  };
+
+  Widget.prototype.feedback = async function (messageId, body) {
+    try {
+      var response = await fetch(this.server + "/webhooks/web/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(Object.assign({ sender: this.sender, message_id: messageId }, body))
+      });
+      if (!response.ok) throw new Error(await errorText(response));
+      return true;
+    } catch (e) {
+      this.bubble("error", "Your feedback could not be saved (" + e.message + ").");
+      return false;
+    }
+  };
+
+  window.AssistantWidget = {
+    init: function (options) { return new Widget(options || {}); }
+  };
+})();
