@@ -145,6 +145,8 @@ def up() -> None:
 
 def _print_urls(settings: Settings) -> None:
     table = Table(title="assistant is up", show_header=False)
+    if "web" in settings.channels:
+        table.add_row("chat page", f"{settings.public_url}/chat")
     table.add_row("REST webhook", f"{settings.public_url}/webhooks/rest/webhook")
     table.add_row("REST stream (SSE)", f"{settings.public_url}/webhooks/rest/stream")
     table.add_row("status", f"{settings.public_url}/status")

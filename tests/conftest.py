@@ -22,9 +22,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.standins import HostSite, SlackAPI, TelegramAPI
+
 REPO = Path(__file__).resolve().parent.parent
 STACK_DIR = REPO / "var" / "test-stack"  # keeps the trained NLU model between local runs
 ADMIN_TOKEN = "test-admin-token"
+SLACK_TOKEN, SLACK_SECRET = "xoxb-test-token", "slack-signing-secret"
+TELEGRAM_TOKEN, TELEGRAM_SECRET = "123456:TEST-token", "telegram-webhook-secret"
+ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test-artifacts"))
 LAST = {"faults": 1, "shutdown": 2}  # these tests stop parts of the stack: run them at the end
 
 
@@ -140,7 +145,28 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def slack_api() -> Iterator[SlackAPI]:
+    server = SlackAPI(SLACK_TOKEN)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def telegram_api() -> Iterator[TelegramAPI]:
+    server = TelegramAPI(TELEGRAM_TOKEN)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def host_site() -> Iterator[HostSite]:
+    server = HostSite()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -> Iterator[Stack]:
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     for stale in ("assistant.db", "assistant.db-wal", "assistant.db-shm", "run/services.json"):
         (STACK_DIR / stale).unlink(missing_ok=True)
@@ -162,7 +188,17 @@ def stack() -> Iterator[Stack]:
         "ASSISTANT_LLM__MAX_TOKENS": "40",
         "ASSISTANT_LLM__TEMPERATURE": "0",
         "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ASSISTANT_CHANNELS": '["rest", "web", "slack", "telegram"]',
+        "ASSISTANT_CHANNEL__SLACK__BOT_TOKEN": SLACK_TOKEN,
+        "ASSISTANT_CHANNEL__SLACK__SIGNING_SECRET": SLACK_SECRET,
+        "ASSISTANT_CHANNEL__SLACK__API_URL": f"{slack_api.url}/api/",
+        "ASSISTANT_CHANNEL__TELEGRAM__TOKEN": TELEGRAM_TOKEN,
+        "ASSISTANT_CHANNEL__TELEGRAM__SECRET_TOKEN": TELEGRAM_SECRET,
+        "ASSISTANT_CHANNEL__TELEGRAM__API_URL": f"{telegram_api.url}/bot",
+        "ASSISTANT_CORS_ORIGINS": json.dumps([host_site.url]),
+        "ASSISTANT_DELIVERY__BACKOFF_BASE_S": "0.5",
     }
+    host_site.assistant_url = f"http://127.0.0.1:{port}"
     log_path = STACK_DIR / "up.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -151,7 +151,7 @@ def unanswered(conn: Connection, channels: list[str], older_than_s: float, newer
             messages.c.id,
             messages.c.conversation_id,
             messages.c.text,
-            messages.c.metadata_.label("metadata"),
+            messages.c["metadata"].label("metadata"),
             conversations.c.channel,
             conversations.c.sender_id,
             conversations.c.slots,

@@ -31,6 +31,25 @@
     return id;
   }
 
+  // Material Design "thumb_up" (Apache-2.0); thumbs down is the same shape turned over.
+  var THUMB = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 " +
+    "7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+
+  function thumb(down) {
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "16");
+    svg.setAttribute("height", "16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    if (down) svg.setAttribute("transform", "rotate(180)");
+    var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", THUMB);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -121,11 +140,18 @@
       var launcher = el("button", "aw-launcher", "Chat");
       launcher.type = "button";
       launcher.setAttribute("aria-expanded", "false");
-      launcher.addEventListener("click", function () {
-        panel.hidden = !panel.hidden;
-        launcher.setAttribute("aria-expanded", String(!panel.hidden));
-        if (!panel.hidden) self.input.focus();
-      });
+      var show = function (open) {
+        panel.hidden = !open;
+        launcher.setAttribute("aria-expanded", String(open));
+        if (open) self.input.focus(); else launcher.focus();
+      };
+      launcher.addEventListener("click", function () { show(panel.hidden); });
+      var close = el("button", "aw-close", "×");
+      close.type = "button";
+      close.setAttribute("aria-label", "Close chat");
+      close.addEventListener("click", function () { show(false); });
+      header.appendChild(close);
+      panel.addEventListener("keydown", function (event) { if (event.key === "Escape") show(false); });
       root.appendChild(launcher);
       document.body.appendChild(root);
     }
@@ -210,8 +236,10 @@
     if (data.route !== "llm") return;
     var self = this;
     var bar = el("div", "aw-feedback");
-    var up = el("button", "aw-up", "👍");
-    var down = el("button", "aw-down", "👎");
+    var up = el("button", "aw-up");
+    var down = el("button", "aw-down");
+    up.appendChild(thumb(false));
+    down.appendChild(thumb(true));
     var suggest = el("button", "aw-suggest-open", "Suggest a better answer");
     up.setAttribute("aria-label", "Good answer");
     down.setAttribute("aria-label", "Bad answer");
