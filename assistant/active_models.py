@@ -13,10 +13,10 @@ adapter is (re)loaded into vLLM if vLLM does not serve it (after a vLLM restart,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from assistant import background
 from assistant.config import Settings
 from assistant.pipeline import TurnPipeline
 from assistant.store import registry, runtime
@@ -73,7 +73,4 @@ class ActiveModelWatcher:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await background.cancel(self._task)

@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -60,6 +60,18 @@ def train_nlu(
     console.print(f"model: {path} ({version}, active)")
 
 
+def _build_app(settings: Settings) -> Any:
+    """The app, or exit 1 with the sentence that says which plugin or channel option is wrong."""
+    from assistant.app import create_app
+    from assistant.plugins import PluginNotFound
+    from plugins.channels.options import ChannelConfigError
+
+    try:
+        return create_app(settings)
+    except (PluginNotFound, ChannelConfigError) as exc:
+        raise fail(str(exc)) from exc
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default: settings.host")] = None,
@@ -68,13 +80,13 @@ def serve(
     """Run the assistant's HTTP app (Rasa and vLLM must already be reachable at their URLs)."""
     import uvicorn
 
-    from assistant.app import create_app
     from assistant.migrations.migrate import upgrade
 
     settings = Settings()
+    application = _build_app(settings)
     upgrade(settings.db_url)
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host or settings.host,
         port=port or settings.port,
         log_level="warning",
@@ -93,6 +105,7 @@ def up() -> None:
     from training.publish import serving_nlu_model
 
     settings = Settings()
+    _build_app(settings)  # a wrong channel option stops here, before any server starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.db_url)
     supervisor = Supervisor(settings.data_dir / "logs", console)

@@ -15,7 +15,7 @@ import random
 import time
 from datetime import timedelta
 
-from assistant import metrics
+from assistant import background, metrics
 from assistant.config import Settings
 from assistant.pipeline import IncomingMessage, TurnPipeline
 from assistant.protocols import DeliveringChannel, DeliveryFailed
@@ -44,10 +44,7 @@ class DeliveryWorker:
             self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await background.cancel(self._task)
 
     async def _loop(self) -> None:
         waiting = self.pipeline.replies_waiting

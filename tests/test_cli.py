@@ -146,3 +146,18 @@ def test_models_commands_explain_bad_input(stack: Stack) -> None:
     assert kind.returncode == 1 and "choose nlu or llm" in kind.stderr
     both = assistant("retrain", "--nlu-only", "--llm-only", env=stack.env)
     assert both.returncode == 1 and "exclude each other" in both.stderr
+
+
+def test_serve_refuses_a_channel_without_its_options(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ASSISTANT_DATA_DIR": str(tmp_path),
+        "ASSISTANT_CONFIG": str(tmp_path / "none.yml"),
+        "ASSISTANT_CHANNELS": '["rest", "telegram"]',
+        "ASSISTANT_CHANNEL__TELEGRAM__TOKEN": "1:abc",
+    }
+    result = assistant("serve", env=env)
+    assert result.returncode == 1
+    assert "the telegram channel is enabled but its options are wrong (secret_token: Field required)" in " ".join(
+        result.stderr.split()
+    )

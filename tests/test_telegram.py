@@ -135,22 +135,14 @@ def test_long_reply_goes_out_in_parts_and_a_retry_resumes(telegram_api: Telegram
 
 
 def test_set_webhook_registers_url_and_secret(stack: Stack, telegram_api: TelegramAPI) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant", "telegram", "set-webhook", "--url", "https://bot.example.org/"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def set_webhook(url: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "assistant", "telegram", "set-webhook", "--url", url]
+        return subprocess.run(command, env=stack.env, capture_output=True, text=True, timeout=60)
+
+    result = set_webhook("https://bot.example.org/")
     assert result.returncode == 0, result.stderr
     (call,) = [r.params() for r in telegram_api.calls("/setWebhook")]
     assert call["url"] == "https://bot.example.org/webhooks/telegram/webhook"
     assert call["secret_token"] == TELEGRAM_SECRET
-    bad = subprocess.run(
-        [sys.executable, "-m", "assistant", "telegram", "set-webhook", "--url", "bot.example.org"],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = set_webhook("bot.example.org")
     assert bad.returncode == 1 and "--url must be an http(s) URL" in bad.stderr

@@ -111,14 +111,16 @@ class SlackChannel:
         text = MENTION.sub("", event.get("text") or "").strip()
         if not text:
             return None
-        text = text[: self.max_chars]
-        where = {
+        where: dict[str, Any] = {
             "channel": event.get("channel"),
             "thread_ts": event.get("thread_ts") or event.get("ts"),
             "user": event["user"],
             "team": payload.get("team_id"),
             "event_id": payload.get("event_id"),
         }
+        if len(text) > self.max_chars:  # Slack allows 40,000 characters; the pipeline takes max_message_chars
+            where["truncated_from"] = len(text)
+            text = text[: self.max_chars]
         sender = f"{event.get('channel')}:{event['user']}"
         external_id = f"slack:{payload.get('event_id')}" if payload.get("event_id") else None
         return IncomingMessage(self.name, sender, text, {"slack": where}, external_id)
