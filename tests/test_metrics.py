@@ -41,3 +41,28 @@ def test_promotion_tolerates_one_example_but_not_more() -> None:
     big = {**active, "in_scope_accuracy": 0.90}
     assert not not_worse(big, active, 0.01)[0]
     assert not_worse(big, active, 0.06)[0]
+
+
+def test_sweep_picks_the_best_allowed_threshold_by_hand() -> None:
+    """Four in-scope examples and two out-of-scope ones, with hand-worked scores:
+
+    threshold 0.0: in-scope 3/4 right (the wrong one is 'b' for 'a'), oos caught 0/2  -> 0.75 + 0.0
+    threshold 0.5: in-scope 3/4 (every right one is >= 0.6), oos caught 1/2 (0.4)     -> 0.75 + 0.5
+    threshold 0.65: in-scope 2/4 (the 0.6 one goes to the LLM), oos caught 2/2         -> 0.50 + 1.0, but
+    a 25-point drop in in-scope accuracy is not allowed (max 1 point), so 0.5 wins."""
+    from training.metrics import routing_scores, sweep
+
+    def p(gold: str, intent: str, confidence: float) -> Prediction:
+        return Prediction("t", gold, intent, confidence, [(intent, confidence), ("z", (1 - confidence) / 10)])
+
+    predictions = [
+        p("a", "a", 0.9), p("a", "b", 0.8), p("b", "b", 0.6), p("c", "c", 0.95),
+        p("out_of_scope", "a", 0.4), p("out_of_scope", "c", 0.62),
+    ]  # fmt: skip
+    router = RouterSettings(llm_intents=["out_of_scope"], confidence_threshold=0.0, ambiguity_margin=0.0)
+    assert routing_scores(predictions, router) == (0.75, 0.0)
+    best, grid = sweep(predictions, router, thresholds=[0.0, 0.5, 0.65], margins=[0.0])
+    assert (best.threshold, best.in_scope_accuracy, best.oos_recall) == (0.5, 0.75, 0.5)
+    assert [(g.threshold, g.allowed) for g in grid] == [(0.0, True), (0.5, True), (0.65, False)]
+    loose, _ = sweep(predictions, router, thresholds=[0.0, 0.5, 0.65], margins=[0.0], max_drop=0.3)
+    assert loose.threshold == 0.65 and loose.objective == 1.5

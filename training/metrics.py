@@ -79,3 +79,59 @@ def not_worse(candidate: dict[str, Any], active: dict[str, Any], tolerance: floa
         if new is not None and old is not None and new < old - allowed - 1e-9:
             drops.append(f"{name} {old:.3f} -> {new:.3f} (allowed drop {allowed:.3f})")
     return not drops, drops
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    margin: float
+    in_scope_accuracy: float  # right intent and answered by it (not handed to the LLM)
+    oos_recall: float
+    allowed: bool  # in-scope accuracy within ``max_drop`` of the no-threshold baseline
+
+    @property
+    def objective(self) -> float:
+        return self.in_scope_accuracy + self.oos_recall
+
+
+def routing_scores(predictions: list[Prediction], router_settings: RouterSettings) -> tuple[float, float]:
+    """(in-scope accuracy of the routing decision, out-of-scope recall) for one threshold/margin."""
+    router = Router(router_settings)
+    llm_intents = set(router_settings.llm_intents)
+    right = oos_total = oos_caught = in_total = 0
+    for p in predictions:
+        to_llm = router.decide(p.parse()).kind == LLM
+        if p.gold in llm_intents:
+            oos_total += 1
+            oos_caught += to_llm
+        else:
+            in_total += 1
+            right += (not to_llm) and p.intent == p.gold
+    return right / max(1, in_total), oos_caught / max(1, oos_total)
+
+
+def sweep(
+    predictions: list[Prediction],
+    router_settings: RouterSettings,
+    thresholds: list[float] | None = None,
+    margins: list[float] | None = None,
+    max_drop: float = 0.01,
+) -> tuple[SweepPoint, list[SweepPoint]]:
+    """Try every threshold x margin; pick the one maximising in-scope accuracy + out-of-scope recall among
+    those whose in-scope accuracy is at most ``max_drop`` below the no-threshold baseline.
+    Ties go to the lower threshold and margin (fewer messages taken from their intent)."""
+    thresholds = thresholds if thresholds is not None else [round(0.05 * i, 2) for i in range(20)]
+    margins = margins if margins is not None else [0.0, 0.02, 0.05, 0.1, 0.15, 0.2]
+
+    def at(threshold: float, margin: float) -> tuple[float, float]:
+        settings = router_settings.model_copy(update={"confidence_threshold": threshold, "ambiguity_margin": margin})
+        return routing_scores(predictions, settings)
+
+    baseline, _ = at(0.0, 0.0)
+    grid = []
+    for threshold in thresholds:
+        for margin in margins:
+            accuracy, recall = at(threshold, margin)
+            grid.append(SweepPoint(threshold, margin, accuracy, recall, accuracy >= baseline - max_drop - 1e-9))
+    best = max((p for p in grid if p.allowed), key=lambda p: (round(p.objective, 9), -p.threshold, -p.margin))
+    return best, grid
