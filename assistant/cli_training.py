@@ -250,7 +250,50 @@ def review(
     console.print(f"{done} labelled; `assistant retrain` will learn from them")
 
 
+eval_app = typer.Typer(help="Measure model quality.", no_args_is_help=True)
+
+
+@eval_app.command("nlu")
+def eval_nlu(
+    data: Annotated[Path, typer.Option(help="Rasa-format test set (YAML)")],
+    out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-<name>")] = None,
+    url: Annotated[str | None, typer.Option(help="Rasa server to evaluate; default the configured one")] = None,
+    tune_on: Annotated[Path | None, typer.Option(help="validation set: pick the threshold and margin on it")] = None,
+) -> None:
+    """In-scope accuracy, macro-F1, per-intent report and the router's out-of-scope recall/precision."""
+    import httpx
+
+    from training.evaluate import run_eval
+
+    settings = Settings()
+    for path in (data, tune_on):
+        if path is not None and not path.is_file():
+            raise fail(f"{path} is not a file")
+    out = out or settings.reports_dir / f"eval-{data.stem}"
+    try:
+        summary = run_eval(settings, url or settings.rasa.url, data, out, tune_on)
+    except ValueError as exc:
+        raise fail(f"could not read the test set: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise fail(f"could not reach Rasa at {url or settings.rasa.url}: {exc}") from exc
+    metrics = summary["metrics"]
+    if not metrics["examples"]:
+        raise fail(f"{data} has no NLU examples")
+    table = Table(title=f"NLU on {data.name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in ("examples", "in_scope_accuracy", "macro_f1", "oos_recall", "oos_precision"):
+        value = metrics[name]
+        table.add_row(name, "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if summary["tuning"]:
+        best = summary["tuning"]["best"]
+        console.print(f"tuned on {tune_on}: threshold {best['threshold']}, margin {best['margin']}")
+    console.print(f"report: {out / 'report.md'}")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
     app.command()(retrain)
     app.command()(export)
     app.command()(review)
