@@ -77,7 +77,8 @@ def _locate(text: str, entity: EntityIn) -> dict[str, Any]:
     return {"entity": entity.entity, "value": entity.value, "start": start, "end": start + len(entity.value)}
 
 
-async def _run(store: Store, work: Any) -> Any:
+async def run_on_messages(store: Store, work: Any) -> Any:
+    """Run ``work`` in a transaction; an unknown message is a 404, the wrong kind of message a 422."""
     try:
         return await store.transaction(work)
     except feedback.MessageNotFound as exc:
@@ -92,7 +93,7 @@ def router() -> APIRouter:
     @api.post("/messages/{message_id}/feedback", status_code=201)
     async def give_feedback(message_id: int, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
         """Rate a bot reply (up/down) and/or give a better one; `assistant retrain` fine-tunes the LLM on them."""
-        feedback_id = await _run(
+        feedback_id = await run_on_messages(
             store, lambda conn: feedback.add_feedback(conn, message_id, body.rating, body.correction)
         )
         return {"id": feedback_id, "message_id": message_id, "rating": body.rating, "correction": body.correction}
@@ -107,7 +108,7 @@ def router() -> APIRouter:
             label_id = feedback.set_label(conn, message_id, body.intent, entities)
             return {"id": label_id, "message_id": message_id, "text": text, "intent": body.intent, "entities": entities}
 
-        return await _run(store, work)
+        return await run_on_messages(store, work)
 
     @api.get("/models")
     async def models(store: StoreDep) -> list[dict[str, Any]]:

@@ -94,13 +94,13 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
             outbox.c.id,
             outbox.c.key,
             outbox.c.channel,
-            outbox.c.attempts,
-            outbox.c.state,
-            messages.c.id.label("message_id"),
+            conversations.c.sender_id.label("sender"),
             messages.c.text,
+            messages.c.id.label("message_id"),
             user.id.label("reply_to"),
             user.metadata_.label("metadata"),
-            conversations.c.sender_id,
+            outbox.c.attempts.label("attempt"),
+            outbox.c.state,
         )
         .join(messages, messages.c.id == outbox.c.message_id)
         .join(user, user.id == messages.c.reply_to_id)
@@ -108,21 +108,8 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
         .where(outbox.c.id.in_(claimed))
         .order_by(outbox.c.id)
     ).all()
-    return [
-        Pending(
-            id=row.id,
-            key=row.key,
-            channel=row.channel,
-            sender=row.sender_id,
-            text=row.text,
-            message_id=row.message_id,
-            reply_to=row.reply_to,
-            metadata=row.metadata or {},
-            attempt=row.attempts,
-            state=row.state or {},
-        )
-        for row in rows
-    ]
+    # columns are labelled as Pending's fields
+    return [Pending(**{**row._mapping, "metadata": row.metadata or {}}) for row in rows]
 
 
 def delivered(conn: Connection, row_id: int) -> None:
@@ -148,12 +135,12 @@ def unanswered(conn: Connection, channels: list[str], older_than_s: float, newer
     bot = aliased(Message)
     rows = conn.execute(
         select(
-            messages.c.id,
             messages.c.conversation_id,
+            messages.c.id.label("message_id"),
+            conversations.c.channel,
+            conversations.c.sender_id.label("sender"),
             messages.c.text,
             messages.c["metadata"].label("metadata"),
-            conversations.c.channel,
-            conversations.c.sender_id,
             conversations.c.slots,
         )
         .join(conversations, conversations.c.id == messages.c.conversation_id)
@@ -170,15 +157,4 @@ def unanswered(conn: Connection, channels: list[str], older_than_s: float, newer
         .order_by(messages.c.id)
         .limit(100)
     ).all()
-    return [
-        Unanswered(
-            conversation_id=row.conversation_id,
-            message_id=row.id,
-            channel=row.channel,
-            sender=row.sender_id,
-            text=row.text,
-            metadata=row.metadata,
-            slots=row.slots or {},
-        )
-        for row in rows
-    ]
+    return [Unanswered(**row._mapping) for row in rows]  # columns are labelled as Unanswered's fields

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from assistant.api import run_on_messages
 from assistant.app import get_pipeline
 from assistant.config import Settings
 from assistant.pipeline import IncomingMessage, TurnPipeline
@@ -99,12 +100,7 @@ class WebChannel:
                 feedback.check_owner(conn, body.message_id, self.name, body.sender)
                 return feedback.add_feedback(conn, body.message_id, body.rating, body.correction)
 
-            try:
-                feedback_id = await pipeline.store.transaction(work)
-            except feedback.MessageNotFound as exc:
-                raise HTTPException(404, str(exc)) from exc
-            except feedback.WrongMessageKind as exc:
-                raise HTTPException(422, str(exc)) from exc
+            feedback_id = await run_on_messages(pipeline.store, work)
             return {"id": feedback_id, "message_id": body.message_id, "rating": body.rating}
 
         return router
