@@ -4,6 +4,7 @@ its log. Registered on the main Typer app by ``assistant.cli``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -256,26 +257,44 @@ eval_app = typer.Typer(help="Measure model quality.", no_args_is_help=True)
 @eval_app.command("nlu")
 def eval_nlu(
     data: Annotated[Path, typer.Option(help="Rasa-format test set (YAML)")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="a registered version (nlu-0003) or a trained .tar.gz; default: the running Rasa server"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-<name>")] = None,
     url: Annotated[str | None, typer.Option(help="Rasa server to evaluate; default the configured one")] = None,
     tune_on: Annotated[Path | None, typer.Option(help="validation set: pick the threshold and margin on it")] = None,
+    write_config: Annotated[
+        bool, typer.Option(help="with --tune-on: store the chosen threshold and margin in the settings file")
+    ] = True,
 ) -> None:
     """In-scope accuracy, macro-F1, per-intent report and the router's out-of-scope recall/precision."""
     import httpx
 
-    from training.evaluate import run_eval
+    from assistant.config import config_file
+    from training.evaluate import run_eval, serving, write_router_config
 
     settings = Settings()
     for path in (data, tune_on):
         if path is not None and not path.is_file():
             raise fail(f"{path} is not a file")
+    if model is not None and url is not None:
+        raise fail("give --model or --url, not both")
     out = out or settings.reports_dir / f"eval-{data.stem}"
+    model_file = _model_file(model) if model is not None else None
     try:
-        summary = run_eval(settings, url or settings.rasa.url, data, out, tune_on)
+        if model_file is not None:
+            console.print(f"starting a Rasa server for {model_file.name} …")
+            with serving(settings, model_file) as model_url:
+                summary = run_eval(settings, model_url, data, out, tune_on)
+        else:
+            summary = run_eval(settings, url or settings.rasa.url, data, out, tune_on)
     except ValueError as exc:
         raise fail(f"could not read the test set: {exc}") from exc
     except httpx.HTTPError as exc:
         raise fail(f"could not reach Rasa at {url or settings.rasa.url}: {exc}") from exc
+    except RuntimeError as exc:  # the stand-in Rasa server did not come up
+        raise fail(str(exc)) from exc
     metrics = summary["metrics"]
     if not metrics["examples"]:
         raise fail(f"{data} has no NLU examples")
@@ -289,7 +308,41 @@ def eval_nlu(
     if summary["tuning"]:
         best = summary["tuning"]["best"]
         console.print(f"tuned on {tune_on}: threshold {best['threshold']}, margin {best['margin']}")
+        if write_config:
+            target = config_file()
+            try:
+                write_router_config(target, best["threshold"], best["margin"])
+            except (OSError, ValueError) as exc:
+                raise fail(f"could not write the tuned router settings to {target}: {exc}") from exc
+            console.print(f"[green]✔[/] wrote router.confidence_threshold and router.ambiguity_margin to {target}")
+            overriding = [v for v in os.environ if v.upper().startswith("ASSISTANT_ROUTER__")]
+            if overriding:
+                console.print(f"[yellow]note:[/] {', '.join(overriding)} in the environment still override the file")
     console.print(f"report: {out / 'report.md'}")
+
+
+def _model_file(model: str) -> Path:
+    """``--model``: a trained model file, or a version from the registry."""
+    from assistant.store import registry
+
+    if model.endswith(".tar.gz"):
+        path = Path(model)
+        if not path.is_file():
+            raise fail(f"{path} is not a file")
+        return path.resolve()  # Rasa runs in another working directory
+
+    async def read(store: Any) -> registry.ModelRecord:
+        return await store.transaction(lambda conn: registry.get(conn, model))
+
+    try:
+        record = run_with_store(read)
+    except registry.UnknownVersion as exc:
+        raise fail(str(exc)) from exc
+    if record.kind != "nlu":
+        raise fail(f"{model} is not an NLU model version (see `assistant models list --kind nlu`)")
+    if not record.path or not Path(record.path).is_file():
+        raise fail(f"the model file of {model} is gone ({record.path})")
+    return Path(record.path)
 
 
 def register(app: typer.Typer) -> None:

@@ -86,6 +86,11 @@ class LLMSettings(BaseModel):
     fallback_reply: str = "Sorry, I can't answer that right now. Please try again in a moment."
 
 
+def config_file() -> Path:
+    """The YAML file settings are read from (``ASSISTANT_CONFIG``, default ``assistant.yml``)."""
+    return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.yml"))
+
+
 class RouterSettings(BaseModel):
     """When a message goes to the LLM instead of an intent reply."""
 
@@ -175,7 +180,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = Path(os.environ.get("ASSISTANT_CONFIG", "assistant.yml"))
+        yaml_file = config_file()
         return (
             init_settings,
             env_settings,

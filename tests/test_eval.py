@@ -13,7 +13,7 @@ TEST_SET = REPO / "nlu" / "tests" / "test_nlu.yml"
 
 def test_eval_nlu_reports_router_metrics_and_tunes_thresholds(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    args = ["eval", "nlu", "--data", str(TEST_SET), "--tune-on", str(TEST_SET), "--out", str(out)]
+    args = ["eval", "nlu", "--data", str(TEST_SET), "--tune-on", str(TEST_SET), "--out", str(out), "--no-write-config"]
     result = assistant(*args, "--url", stack.rasa_url, env=stack.env)
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "metrics.json").read_text())

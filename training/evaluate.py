@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from assistant.config import Settings
+from assistant.services import Supervisor
 from training import report
 from training.metrics import Prediction, SweepPoint, evaluate, sweep
-from training.nlu import predict, test_examples
+from training.nlu import predict, start_standin, test_examples
 
 
 def confidence_png(predictions: list[Prediction], llm_intents: set[str], path: Path) -> Path:
@@ -53,6 +57,38 @@ def sweep_png(grid: list[SweepPoint], best: SweepPoint, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+@contextmanager
+def serving(settings: Settings, model: Path) -> Iterator[str]:
+    """A Rasa server of its own for ``model`` (a trained .tar.gz): yields its URL, stops it after."""
+    supervisor = Supervisor(settings.data_dir / "logs")
+    try:
+        _, url = start_standin(settings, supervisor, model)
+        yield url
+    finally:
+        supervisor.stop_all()
+
+
+def write_router_config(path: Path, threshold: float, margin: float) -> None:
+    """Store tuned values under ``router:`` in the settings file; its other keys and comments stay."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML()
+    data = yaml.load(path.read_text()) if path.exists() else None
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a mapping of settings")
+    if not isinstance(data.get("router"), dict):
+        data["router"] = CommentedMap()
+    data["router"]["confidence_threshold"] = threshold
+    data["router"]["ambiguity_margin"] = margin
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w") as handle:
+        yaml.dump(data, handle)
+    os.replace(temporary, path)
 
 
 def run_eval(settings: Settings, url: str, data: Path, out: Path, tune_on: Path | None) -> dict[str, Any]:

@@ -49,6 +49,11 @@ def evaluate(predictions: list[Prediction], router_settings: RouterSettings) -> 
 
     llm_routed = [i for i, routed in enumerate(routed_to_llm) if routed]
     confusions = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
+    per_intent = classification_report(gold, predicted, labels=labels, output_dict=True, zero_division=0)
+    for label in labels:  # like Rasa's intent_report.json
+        per_intent[label]["confused_with"] = {}
+    for (g, p), count in confusions.most_common():
+        per_intent[g]["confused_with"][p or "(none)"] = count
     return {
         "examples": len(predictions),
         "in_scope_examples": len(in_scope),
@@ -60,7 +65,7 @@ def evaluate(predictions: list[Prediction], router_settings: RouterSettings) -> 
         "in_scope_routed_accuracy": share(in_scope, lambda i: not routed_to_llm[i] and gold[i] == predicted[i]),
         "oos_recall": share(out_of_scope, lambda i: routed_to_llm[i]),
         "oos_precision": share(llm_routed, lambda i: gold[i] in llm_intents),
-        "per_intent": classification_report(gold, predicted, labels=labels, output_dict=True, zero_division=0),
+        "per_intent": per_intent,
         "confused": [{"gold": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(20)],
     }
 

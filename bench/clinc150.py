@@ -1,0 +1,92 @@
+"""CLINC150 with the real Rasa pipeline: train on train.yml, tune the router on val.yml, report on a test set.
+
+    .venv/bin/python bench/clinc150.py                      # the default pipeline, reported on val.yml
+    .venv/bin/python bench/clinc150.py --test TEST.yml      # same training and tuning, reported on TEST.yml
+    .venv/bin/python bench/clinc150.py --config other.yml   # another pipeline
+
+Steps: `rasa train nlu` on train.yml (wall time measured), a Rasa server for the model, the threshold
+and margin sweep on val.yml (``oos`` is the label the router hands to the LLM), the router-aware metrics
+of ``assistant eval nlu`` on the test set with the tuned values, and parse throughput (messages per second
+through Rasa's HTTP API, 4 at a time, on the test set). Writes the eval report (Markdown, PNGs, JSON) and
+``bench.json`` to ``--out``. Not a test: figures are printed, nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assistant.config import RouterSettings, Settings
+from nlu.server import rasa_train
+from training.evaluate import run_eval, serving
+from training.nlu import predict, test_examples
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "clinc150"
+console = Console()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "nlu" / "config.yml", help="Rasa pipeline")
+    parser.add_argument("--train", type=Path, default=DATA / "train.yml")
+    parser.add_argument("--val", type=Path, default=DATA / "val.yml", help="tunes threshold and margin")
+    parser.add_argument("--test", type=Path, default=DATA / "val.yml", help="the figures are on this set")
+    parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "clinc150")
+    parser.add_argument("--model", type=Path, help="skip training: evaluate this trained model")
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=args.out / "var", router=RouterSettings(llm_intents=["oos"]))
+    training_s = None
+    model = args.model
+    if model is None:
+        started = time.monotonic()
+        with Progress(
+            TextColumn(f"rasa train nlu ({args.config.name} on {args.train.name})"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("epochs"), TimeElapsedColumn(), console=console,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("train", total=None)
+            model = rasa_train(
+                settings, args.config, args.train, args.out / "models", "clinc150",
+                on_progress=lambda done, total, _line: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+        training_s = time.monotonic() - started
+        console.print(f"trained in {training_s / 60:.1f} min")
+    with serving(settings, model.resolve()) as url:
+        summary = run_eval(settings, url, args.test, args.out / "report", args.val)
+        examples = test_examples(args.test)
+        started = time.monotonic()
+        asyncio.run(predict(url, settings, examples))
+        throughput = len(examples) / (time.monotonic() - started)
+
+    metrics, best = summary["metrics"], summary["tuning"]["best"]
+    figures = {
+        "config": str(args.config),
+        "test": str(args.test),
+        "training_wall_s": training_s,
+        "parse_throughput_per_s": throughput,
+        "threshold": best["threshold"],
+        "margin": best["margin"],
+        **{k: metrics[k] for k in ("in_scope_accuracy", "in_scope_routed_accuracy", "macro_f1", "oos_recall")},
+        "oos_precision": metrics["oos_precision"],
+    }
+    (args.out / "bench.json").write_text(json.dumps(figures, indent=2))
+    table = Table(title=f"CLINC150, reported on {args.test.name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"report: {args.out / 'report' / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
