@@ -1,6 +1,6 @@
 """CLINC150 with the real Rasa pipeline: train on train.yml, tune the router on val.yml, report on a test set.
 
-    .venv/bin/python bench/clinc150.py                      # the default pipeline, reported on val.yml
+    .venv/bin/python bench/clinc150.py                      # bench/clinc150.yml, reported on val.yml
     .venv/bin/python bench/clinc150.py --test TEST.yml      # same training and tuning, reported on TEST.yml
     .venv/bin/python bench/clinc150.py --config other.yml   # another pipeline
 
@@ -35,7 +35,7 @@ console = Console()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=REPO / "nlu" / "config.yml", help="Rasa pipeline")
+    parser.add_argument("--config", type=Path, default=REPO / "bench" / "clinc150.yml", help="Rasa pipeline")
     parser.add_argument("--train", type=Path, default=DATA / "train.yml")
     parser.add_argument("--val", type=Path, default=DATA / "val.yml", help="tunes threshold and margin")
     parser.add_argument("--test", type=Path, default=DATA / "val.yml", help="the figures are on this set")

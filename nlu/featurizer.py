@@ -1,9 +1,9 @@
 """A Rasa dense featurizer backed by a pretrained sentence encoder (default all-MiniLM-L6-v2).
 
 Put it in a bot's pipeline as ``nlu.featurizer.SentenceEncoderFeaturizer``, after the tokenizer:
-DIET then sees the encoder's meaning of the whole sentence and of every token next to the sparse
-word and character n-gram counts, which is what lifts CLINC150 intent accuracy from ~89 to ~97
-(README, "NLU pipeline"). Rasa runs it in the Rasa environment; `nlu.server` puts this package on
+DIET then sees the encoder's meaning of the whole sentence and of every token next to (or instead of)
+the sparse word and character n-gram counts; on CLINC150 val that lifts DIET's in-scope accuracy from
+88.6 to 95.4 (README, "Routing quality"). Rasa runs it in the Rasa environment; `nlu.server` puts this package on
 that environment's ``PYTHONPATH``.
 
 Options: ``model_dir`` (a Hugging Face BERT-family folder; default: the all-MiniLM-L6-v2 weights of

@@ -90,6 +90,7 @@ def rasa_train(
 ) -> Path:
     """Run real `rasa train nlu` in the Rasa environment; returns the model file, raises with its output."""
     out.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Rasa's working directory
     command = [
         rasa_executable(settings), "train", "nlu",
         "--config", str(config), "--nlu", str(data), "--out", str(out), "--fixed-model-name", name,

@@ -125,7 +125,7 @@ def sweep(
     """Try every threshold x margin; pick the one maximising in-scope accuracy + out-of-scope recall among
     those whose in-scope accuracy is at most ``max_drop`` below the no-threshold baseline.
     Ties go to the lower threshold and margin (fewer messages taken from their intent)."""
-    thresholds = thresholds if thresholds is not None else [round(0.05 * i, 2) for i in range(20)]
+    thresholds = thresholds if thresholds is not None else [round(0.01 * i, 2) for i in range(100)]
     margins = margins if margins is not None else [0.0, 0.02, 0.05, 0.1, 0.15, 0.2]
 
     def at(threshold: float, margin: float) -> tuple[float, float]:
