@@ -264,6 +264,10 @@ def eval_nlu(
     out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-<name>")] = None,
     url: Annotated[str | None, typer.Option(help="Rasa server to evaluate; default the configured one")] = None,
     tune_on: Annotated[Path | None, typer.Option(help="validation set: pick the threshold and margin on it")] = None,
+    max_drop: Annotated[
+        float,
+        typer.Option(min=0, max=100, help="with --tune-on: points of in-scope accuracy the threshold may cost"),
+    ] = 1.0,
     write_config: Annotated[
         bool, typer.Option(help="with --tune-on: store the chosen threshold and margin in the settings file")
     ] = True,
@@ -286,9 +290,9 @@ def eval_nlu(
         if model_file is not None:
             console.print(f"starting a Rasa server for {model_file.name} …")
             with serving(settings, model_file) as model_url:
-                summary = run_eval(settings, model_url, data, out, tune_on)
+                summary = run_eval(settings, model_url, data, out, tune_on, max_drop / 100)
         else:
-            summary = run_eval(settings, url or settings.rasa.url, data, out, tune_on)
+            summary = run_eval(settings, url or settings.rasa.url, data, out, tune_on, max_drop / 100)
     except ValueError as exc:
         raise fail(f"could not read the test set: {exc}") from exc
     except httpx.HTTPError as exc:

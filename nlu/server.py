@@ -75,7 +75,8 @@ def config_hash(config: Path) -> str:
     return hashlib.sha256(config.read_bytes()).hexdigest()[:16]
 
 
-EPOCHS = re.compile(r"Epochs:\s+\d+%.*?(\d+)/(\d+)")
+# tqdm bars in Rasa's output: DIET's epochs, and the sentence encoder's fine-tuning steps (nlu.featurizer)
+PROGRESS = re.compile(r"(Epochs|Fine-tuning encoder):\s+\d+%.*?(\d+)/(\d+)")
 
 
 def rasa_train(
@@ -88,15 +89,17 @@ def rasa_train(
     epoch_fraction: float = 1.0,
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
-    """Run real `rasa train nlu` in the Rasa environment; returns the model file, raises with its output."""
+    """Run real `rasa train nlu` in the Rasa environment; returns the model file, raises with its output.
+    ``on_progress(done, total, stage)`` follows encoder fine-tuning steps, then DIET's epochs."""
     out.mkdir(parents=True, exist_ok=True)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Rasa's working directory
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Rasa's working directory, so: absolute paths only
+    config, data, out = config.resolve(), data.resolve(), out.resolve()
     command = [
         rasa_executable(settings), "train", "nlu",
         "--config", str(config), "--nlu", str(data), "--out", str(out), "--fixed-model-name", name,
     ]  # fmt: skip
     if finetune is not None:
-        command += ["--finetune", str(finetune), "--epoch-fraction", str(epoch_fraction)]
+        command += ["--finetune", str(finetune.resolve()), "--epoch-fraction", str(epoch_fraction)]
     last_lines: deque[str] = deque(maxlen=30)
     process = subprocess.Popen(
         command,
@@ -114,8 +117,9 @@ def rasa_train(
         for line in raw.replace("\r", "\n").splitlines():
             if line.strip():
                 last_lines.append(line)
-                if on_progress and (match := EPOCHS.search(line)):
-                    on_progress(int(match.group(1)), int(match.group(2)), line.strip())
+                if on_progress and (match := PROGRESS.search(line)):
+                    stage = "DIET epochs" if match.group(1) == "Epochs" else "encoder fine-tuning steps"
+                    on_progress(int(match.group(2)), int(match.group(3)), stage)
     process.wait()
     target = out / f"{name}.tar.gz"
     if process.returncode != 0 or not target.exists():
@@ -132,7 +136,7 @@ def train_nlu(settings: Settings, force: bool = False, console: Console | None =
     started = time.monotonic()
     with Progress(
         TextColumn("training the NLU model ({task.fields[bot]}) with Rasa"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
     ) as progress:  # fmt: skip
         task = progress.add_task("train", total=None, bot=settings.bot_dir.name)
         rasa_train(
@@ -141,7 +145,9 @@ def train_nlu(settings: Settings, force: bool = False, console: Console | None =
             settings.bot_dir / "data",
             settings.rasa_models_dir,
             target.name.removesuffix(".tar.gz"),
-            on_progress=lambda done, total, _line: progress.update(task, completed=done, total=total),
+            on_progress=lambda done, total, stage: progress.update(
+                task, completed=done, total=total, description=stage
+            ),
         )
     console.print(f"[green]✔[/] trained {target.name} in {time.monotonic() - started:.0f} s")
     return target

@@ -156,10 +156,12 @@ def test_metrics_match_the_hand_computed_ones(fixture_bot: Path, tmp_path: Path)
 def test_tuning_writes_the_chosen_threshold_to_the_settings_file(fixture_bot: Path, tmp_path: Path) -> None:
     model = fixture_bot / "models" / "fixture.tar.gz"
     code, output, out = run_eval(
-        fixture_bot, tmp_path, "--model", str(model), "--tune-on", str(fixture_bot / "test.yml")
+        fixture_bot, tmp_path, "--model", str(model), "--tune-on", str(fixture_bot / "test.yml"), "--max-drop", "0"
     )
     assert code == 0, output
-    best = json.loads((out / "metrics.json").read_text())["tuning"]["best"]
+    tuning = json.loads((out / "metrics.json").read_text())["tuning"]
+    best = tuning["best"]
+    assert tuning["max_drop"] == 0 and best["in_scope_accuracy"] == pytest.approx(7 / 8)  # costs no example
     text = (tmp_path / "assistant.yml").read_text()
     assert text.startswith("# fixture bot settings") and "# what the LLM answers" in text
     written = yaml.safe_load(text)["router"]
@@ -176,3 +178,5 @@ def test_unknown_model_version_is_a_clear_error(fixture_bot: Path, tmp_path: Pat
     assert code == 1 and "no model version 'nlu-9999'" in output
     code, output, _ = run_eval(fixture_bot, tmp_path, "--model", str(tmp_path / "missing.tar.gz"))
     assert code == 1 and "missing.tar.gz is not a file" in output
+    code, output, _ = run_eval(fixture_bot, tmp_path, "--tune-on", str(fixture_bot / "test.yml"), "--max-drop", "-1")
+    assert code != 0 and "--max-drop" in output

@@ -91,19 +91,22 @@ def write_router_config(path: Path, threshold: float, margin: float) -> None:
     os.replace(temporary, path)
 
 
-def run_eval(settings: Settings, url: str, data: Path, out: Path, tune_on: Path | None) -> dict[str, Any]:
+def run_eval(
+    settings: Settings, url: str, data: Path, out: Path, tune_on: Path | None, max_drop: float = 0.01
+) -> dict[str, Any]:
     """Classify ``data`` with the Rasa server at ``url``; with ``tune_on``, pick the threshold and margin there
-    first and report ``data`` with them. Returns the summary written to ``out/metrics.json``."""
+    first (costing at most ``max_drop`` of in-scope accuracy) and report ``data`` with them. Returns the
+    summary written to ``out/metrics.json``."""
     out.mkdir(parents=True, exist_ok=True)
     router = settings.router
     llm_intents = set(router.llm_intents)
     tuned: dict[str, Any] | None = None
     if tune_on is not None:
         validation = asyncio.run(predict(url, settings, test_examples(tune_on)))
-        best, grid = sweep(validation, router)
+        best, grid = sweep(validation, router, max_drop=max_drop)
         sweep_png(grid, best, out / "threshold_sweep.png")
         router = router.model_copy(update={"confidence_threshold": best.threshold, "ambiguity_margin": best.margin})
-        tuned = {"best": asdict(best), "grid": [asdict(p) for p in grid]}
+        tuned = {"max_drop": max_drop, "best": asdict(best), "grid": [asdict(p) for p in grid]}
     predictions = asyncio.run(predict(url, settings, test_examples(data)))
     metrics = evaluate(predictions, router)
     report.confusion_png(predictions, out / "confusion.png", f"NLU on {data.name}")
