@@ -1,4 +1,4 @@
-"""The NumPy sentence encoder (run in the Rasa environment) against the reference implementation
+"""The sentence encoder (TensorFlow, run in the Rasa environment) against the reference implementation
 (Hugging Face transformers + PyTorch, run in the vLLM environment) on the same weights."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run(python: Path, script: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_numpy_encoder_matches_transformers() -> None:
+def test_encoder_matches_transformers() -> None:
     settings = Settings()
     if settings.rasa.python_env is None or settings.vllm.python_env is None:
         pytest.fail("run scripts/setup.sh first: it builds the Rasa and vLLM environments")
