@@ -129,6 +129,7 @@ class BertEncoder:
             lambda ids, mask: self.model(ids, mask),
             input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)],
         )
+        self.encode([[self.tokenizer.unk]])  # trace the graph now, not in the first user message's parse
 
     def encode(self, pieces: Sequence[Sequence[int]], batch_size: int = 64) -> list[Encoded]:
         """Encode pre-tokenized texts (lists of WordPiece ids), batched by length so padding stays small."""
