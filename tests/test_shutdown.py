@@ -15,11 +15,15 @@ pytestmark = pytest.mark.shutdown
 def test_sigterm_stops_all_children_without_orphans(stack: Stack) -> None:
     up = psutil.Process(stack.process.pid)
 
+    def is_running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # killed and reaped, and `up` has not written its successor's pid yet
+            return False
+
     def all_running() -> bool:  # earlier fault tests killed some; `up` restarts them within a second or two
         services = stack.services()
-        return {"rasa", "vllm", "assistant"} <= services.keys() and all(
-            psutil.Process(s["pid"]).status() != psutil.STATUS_ZOMBIE for s in services.values()
-        )
+        return {"rasa", "vllm", "assistant"} <= services.keys() and all(is_running(s["pid"]) for s in services.values())
 
     stack.wait_until(all_running, 60, "every service to be running")
     family = up.children(recursive=True)
