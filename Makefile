@@ -7,10 +7,10 @@ setup:            ## build the app, Rasa and vLLM environments and the base mode
 run: setup        ## set up, then start Rasa, vLLM and the assistant (Ctrl-C stops all)
 	.venv/bin/assistant up
 
-test: setup       ## set up (and Chromium for the widget tests), then run the whole test suite on the real stack
+test: setup       ## set up (Chromium for the widget tests, PostgreSQL on loopback), then run the whole suite on the real stack
 	bash scripts/install_chromium.sh
 	.venv/bin/ruff check .
-	.venv/bin/pytest
+	url="$$(bash scripts/postgres.sh)" && ASSISTANT_TEST_POSTGRES_URL="$$url" .venv/bin/pytest
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr
@@ -119,8 +119,23 @@ class TrainingSettings(BaseModel):
     llm_min_examples: int = 4
     llm_validation_fraction: float = 0.2
     llm_min_improvement: float = Field(0.0, description="candidate's held-out loss must beat the active's by this")
+    llm_precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 on a CUDA GPU that has it, float32 on CPU"
+    )
+    llm_gradient_checkpointing: bool | None = Field(None, description="None: on when training on a CUDA GPU")
+    llm_packing: bool | None = Field(
+        None, description="several short chats per training row, fewer padding tokens (None: on with CUDA)"
+    )
+    llm_quantization: Literal["none", "4bit"] = Field(
+        "none", description="4bit: QLoRA, the frozen base model in bitsandbytes NF4 (CUDA only)"
+    )
     scrubber: str = Field("default", description="entry point in `assistant.scrubbers` for personal data in SFT data")
     lock_stale_after_s: float = 120.0
+    standin_host: str = Field(
+        "127.0.0.1",
+        description="address of the candidate's stand-in Rasa server, which app replicas on other hosts must reach "
+        "while the main one loads the model (docker-compose: the trainer service's name)",
+    )
 
 
 class DeliverySettings(BaseModel):

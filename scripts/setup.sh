@@ -7,7 +7,13 @@
 #   (e) the database schema   -> alembic upgrade head
 # The big parts live outside the clone, keyed by their lock files, so a second run (or a second clone)
 # takes seconds. Each part is marked complete only when it finished, so an interrupted run is redone.
+#
+#   bash scripts/setup.sh                  # everything
+#   bash scripts/setup.sh app rasa vllm    # only these parts (the Dockerfile's trainer image: no db)
+# ASSISTANT_ACCELERATOR=cuda|cpu picks the vLLM/torch build (default: cuda when nvidia-smi sees a GPU).
 set -euo pipefail
+PARTS=" ${*:-app rasa vllm model db} "
+want() { [[ "$PARTS" == *" $1 "* ]]; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${ASSISTANT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/assistant}"
@@ -17,7 +23,13 @@ mkdir -p "$CACHE/envs" "$CACHE/models" "$CACHE/tmp"
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 key() { cat "$@" | sha256sum | cut -c1-12; }
-have_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+have_cuda() {
+  case "${ASSISTANT_ACCELERATOR:-auto}" in
+    cuda) return 0 ;;
+    cpu) return 1 ;;
+    *) command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 ;;
+  esac
+}
 
 # Run "$2..." to build directory $1 unless it is already complete; one builder at a time per target.
 build_once() {
@@ -87,14 +99,13 @@ VLLM_ENV="$CACHE/envs/vllm-$(key "$vllm_lock" "$ROOT/envs/vllm-extra.lock.txt")"
 MODEL_DIR="$CACHE/models/smollm2-135m-instruct-$(key "$ROOT/scripts/gguf_to_safetensors.py")"
 
 # The three environments download and install independently: build them side by side.
-build_once "$RASA_ENV" build_rasa_env &
-rasa_pid=$!
-build_once "$VLLM_ENV" build_vllm_env &
-vllm_pid=$!
-build_app_env
-wait "$rasa_pid" || { log "building the Rasa environment failed"; exit 1; }
-wait "$vllm_pid" || { log "building the vLLM environment failed"; exit 1; }
-build_once "$MODEL_DIR" build_base_model
+rasa_pid="" vllm_pid=""
+if want rasa; then build_once "$RASA_ENV" build_rasa_env & rasa_pid=$!; fi
+if want vllm; then build_once "$VLLM_ENV" build_vllm_env & vllm_pid=$!; fi
+if want app; then build_app_env; fi
+if [ -n "$rasa_pid" ]; then wait "$rasa_pid" || { log "building the Rasa environment failed"; exit 1; }; fi
+if [ -n "$vllm_pid" ]; then wait "$vllm_pid" || { log "building the vLLM environment failed"; exit 1; }; fi
+if want model; then build_once "$MODEL_DIR" build_base_model; fi
 
 # Tell the app where everything is (read by assistant.config; environment variables still win).
 cat >"$ROOT/.env.setup" <<EOF
@@ -103,5 +114,5 @@ ASSISTANT_VLLM__PYTHON_ENV=$VLLM_ENV
 ASSISTANT_VLLM__BASE_MODEL=$MODEL_DIR
 EOF
 
-"$ROOT/.venv/bin/assistant" db upgrade
+if want db; then "$ROOT/.venv/bin/assistant" db upgrade; fi
 log "ready: app $ROOT/.venv, rasa $RASA_ENV, vllm $VLLM_ENV, model $MODEL_DIR"

@@ -55,6 +55,10 @@ def train_adapter(
         "alpha": cfg.llm_lora_alpha,
         "learning_rate": cfg.llm_learning_rate,
         "max_length": cfg.llm_max_length,
+        "precision": cfg.llm_precision,
+        "gradient_checkpointing": cfg.llm_gradient_checkpointing,
+        "packing": cfg.llm_packing,
+        "quantization": cfg.llm_quantization,
     }
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     process = subprocess.Popen(

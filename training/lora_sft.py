@@ -6,6 +6,11 @@ there), so it imports nothing from the app. The app runs it as a script and read
 
 Loss is on the reply's tokens only (the prompt is masked). The held-out loss of the candidate, of the
 active adapter and of the base model are measured on the same validation examples.
+
+On CUDA (each option can be forced in the job; "auto" or absent means this default): bf16 weights and
+compute, gradient checkpointing, and packing (several short chats share one row, so a batch carries few
+padding tokens). ``"quantization": "4bit"`` is QLoRA: the frozen base model in bitsandbytes NF4. On CPU:
+float32, no checkpointing, no packing (they cost time there and save nothing that matters).
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import json
 import math
 import os
 import random
+import resource
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 IGNORE = -100
@@ -44,6 +52,21 @@ def encode(tokenizer: Any, messages: list[dict[str, str]], max_length: int) -> d
 def read(path: str) -> list[list[dict[str, str]]]:
     with open(path) as lines:
         return [json.loads(line)["messages"] for line in lines if line.strip()]
+
+
+def pack(rows: list[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
+    """Concatenate consecutive examples into rows of at most ``max_length`` tokens (each keeps its labels)."""
+    packed: list[dict[str, list[int]]] = []
+    current: dict[str, list[int]] = {"input_ids": [], "labels": []}
+    for row in rows:
+        if current["input_ids"] and len(current["input_ids"]) + len(row["input_ids"]) > max_length:
+            packed.append(current)
+            current = {"input_ids": [], "labels": []}
+        current["input_ids"] = current["input_ids"] + row["input_ids"]
+        current["labels"] = current["labels"] + row["labels"]
+    if current["input_ids"]:
+        packed.append(current)
+    return packed
 
 
 def batches(rows: list[dict[str, list[int]]], size: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
@@ -76,14 +99,75 @@ def held_out_loss(model: Any, data: list[dict[str, torch.Tensor]], device: str) 
     return total / max(tokens, 1)
 
 
-def main() -> None:
-    cfg = json.loads(sys.argv[1])
+@dataclass(frozen=True)
+class Plan:
+    """How this job trains on this machine (the job's options resolved against the device)."""
+
+    device: str
+    dtype: torch.dtype
+    gradient_checkpointing: bool
+    packing: bool
+    quantization: str
+
+    @classmethod
+    def resolve(cls, cfg: dict[str, Any]) -> Plan:
+        cuda = torch.cuda.is_available()
+        device = "cuda" if cuda else "cpu"
+        precision = cfg.get("precision") or "auto"
+        if precision == "auto":
+            precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else ("fp16" if cuda else "fp32")
+        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+        if precision not in dtypes:
+            raise SystemExit(f"precision must be auto, bf16, fp16 or fp32, not {precision!r}")
+        quantization = cfg.get("quantization") or "none"
+        if quantization not in ("none", "4bit"):
+            raise SystemExit(f"quantization must be none or 4bit, not {quantization!r}")
+        if quantization == "4bit" and not cuda:
+            raise SystemExit("4-bit QLoRA needs a CUDA GPU (bitsandbytes); this machine has none")
+
+        def option(name: str) -> bool:
+            value = cfg.get(name)
+            return cuda if value is None or value == "auto" else bool(value)
+
+        return cls(device, dtypes[precision], option("gradient_checkpointing"), option("packing"), quantization)
+
+
+def load_model(base_model: str, plan: Plan) -> Any:
+    if plan.quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=plan.dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            base_model, dtype=plan.dtype, quantization_config=quantization, device_map={"": 0}
+        )
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.gradient_checkpointing)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=plan.dtype).to(plan.device)
+    if plan.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()  # the frozen embeddings' output must carry gradients for LoRA
+    return model
+
+
+def peak_memory_mib(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def train(cfg: dict[str, Any], emit: Callable[..., None] = emit) -> dict[str, Any]:
+    """Train the adapter described by ``cfg`` into ``cfg["out"]``; returns ``{"metrics", "curve"}``."""
     random.seed(cfg.get("seed", 0))
     torch.manual_seed(cfg.get("seed", 0))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
+    plan = Plan.resolve(cfg)
+    if plan.device == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    else:
+        torch.cuda.reset_peak_memory_stats()
 
     tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -91,27 +175,34 @@ def main() -> None:
     val_rows = [encode(tokenizer, m, cfg["max_length"]) for m in read(cfg["validation"])]
     validation = batches(val_rows, cfg["batch_size"], pad_id)
 
-    base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], dtype=dtype).to(device)
+    base = load_model(cfg["base_model"], plan)
     lora = LoraConfig(
         r=cfg["rank"],
         lora_alpha=cfg["alpha"],
         lora_dropout=0.05,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        target_modules=cfg.get("target_modules") or ["q_proj", "k_proj", "v_proj", "o_proj"],
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, lora)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["learning_rate"])
-    steps_per_epoch = math.ceil(len(train_rows) / cfg["batch_size"])
+    steps_per_epoch = math.ceil(
+        len(pack(train_rows, cfg["max_length"]) if plan.packing else train_rows) / cfg["batch_size"]
+    )
     total_steps = steps_per_epoch * cfg["epochs"]
-    emit("start", examples=len(train_rows), validation=len(val_rows), steps=total_steps, device=device)
+    emit(
+        "start", examples=len(train_rows), validation=len(val_rows), steps=total_steps, device=plan.device,
+        dtype=str(plan.dtype).removeprefix("torch."), gradient_checkpointing=plan.gradient_checkpointing,
+        packing=plan.packing, quantization=plan.quantization,
+    )  # fmt: skip
 
     curve: list[dict[str, Any]] = []
     step, tokens, started = 0, 0, time.monotonic()
     for epoch in range(1, cfg["epochs"] + 1):
         random.shuffle(train_rows)
+        rows = pack(train_rows, cfg["max_length"]) if plan.packing else train_rows
         model.train()
-        for batch in batches(train_rows, cfg["batch_size"], pad_id):
-            batch = {k: v.to(device) for k, v in batch.items()}
+        for batch in batches(rows, cfg["batch_size"], pad_id)[: total_steps - step]:
+            batch = {k: v.to(plan.device) for k, v in batch.items()}
             loss = model(**batch).loss
             loss.backward()
             optimizer.step()
@@ -121,30 +212,42 @@ def main() -> None:
             value = loss.item()
             curve.append({"step": step, "epoch": epoch, "train_loss": value})
             emit("step", step=step, total=total_steps, loss=value)
-        val_loss = held_out_loss(model, validation, device)
+        val_loss = held_out_loss(model, validation, plan.device)
         curve.append({"step": step, "epoch": epoch, "validation_loss": val_loss})
         emit("epoch", epoch=epoch, validation_loss=val_loss)
     train_seconds = time.monotonic() - started
+    peak_mib = peak_memory_mib(plan.device)
 
     model.save_pretrained(cfg["out"])
     tokenizer.save_pretrained(cfg["out"])
-    losses = {"candidate": held_out_loss(model, validation, device)}
+    losses = {"candidate": held_out_loss(model, validation, plan.device)}
     if cfg.get("active_adapter"):
         model.load_adapter(cfg["active_adapter"], adapter_name="active")
         model.set_adapter("active")
-        losses["active"] = held_out_loss(model, validation, device)
+        losses["active"] = held_out_loss(model, validation, plan.device)
     with model.disable_adapter():
-        losses["base"] = held_out_loss(model, validation, device)
+        losses["base"] = held_out_loss(model, validation, plan.device)
     metrics = {
         **{f"{name}_loss": loss for name, loss in losses.items()},
         **{f"{name}_perplexity": math.exp(min(loss, 50)) for name, loss in losses.items()},
         "train_examples": len(train_rows),
         "validation_examples": len(val_rows),
         "train_seconds": train_seconds,
+        "train_tokens": tokens,
         "train_tokens_per_s": tokens / max(train_seconds, 1e-9),
-        "device": device,
+        "peak_memory_mib": peak_mib,
+        "device": plan.device,
+        "dtype": str(plan.dtype).removeprefix("torch."),
+        "gradient_checkpointing": plan.gradient_checkpointing,
+        "packing": plan.packing,
+        "quantization": plan.quantization,
     }
-    emit("done", metrics=metrics, curve=curve)
+    return {"metrics": metrics, "curve": curve}
+
+
+def main() -> None:
+    result = train(json.loads(sys.argv[1]))
+    emit("done", **result)
 
 
 if __name__ == "__main__":

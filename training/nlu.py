@@ -110,7 +110,7 @@ def free_port() -> int:
 
 def start_standin(settings: Settings, supervisor: Supervisor, model: Path) -> tuple[Running, str]:
     """A second Rasa server with ``model``: evaluates the candidate, then answers while the main one loads it."""
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://{settings.training.standin_host}:{free_port()}"
     running = supervisor.start(rasa_service(settings, model, url=url, name="rasa-standin"))
     supervisor.wait_healthy([running])
     return running, url

@@ -9,6 +9,7 @@ from assistant.store.store import make_engine
 from assistant.store.tables import Base
 
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x61737369  # any constant the app does not use for anything else ("assi")
 
 
 def run_migrations(connection: Connection) -> None:
@@ -18,6 +19,8 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # app replicas starting together migrate one at a time
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
