@@ -10,7 +10,9 @@ run: setup        ## set up, then start Rasa, vLLM and the assistant (Ctrl-C sto
 test: setup       ## set up (Chromium for the widget tests, PostgreSQL on loopback), then run the whole suite on the real stack
 	bash scripts/install_chromium.sh
 	.venv/bin/ruff check .
-	url="$$(bash scripts/postgres.sh)" && ASSISTANT_TEST_POSTGRES_URL="$$url" .venv/bin/pytest
+	url="$$(bash scripts/postgres.sh)" && export ASSISTANT_TEST_POSTGRES_URL="$$url" \
+	  && .venv/bin/pytest \
+	  && ASSISTANT_TEST_STACK_DATABASE=postgres .venv/bin/pytest
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

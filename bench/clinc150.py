@@ -42,7 +42,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "clinc150")
     parser.add_argument("--model", type=Path, help="skip training: evaluate this trained model")
     parser.add_argument(
-        "--max-drop", type=float, default=1.0, help="points of in-scope accuracy the tuned threshold may cost on val"
+        "--max-drop",
+        type=float,
+        default=0.2,
+        help="points of in-scope accuracy the tuned threshold may cost on val (default 0.2: the CLINC150 goal "
+        "is 97.0 in-scope with 70 out-of-scope recall, so in-scope accuracy is what must not be spent)",
     )
     args = parser.parse_args()
 

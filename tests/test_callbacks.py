@@ -9,7 +9,6 @@ import hmac
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack, free_port
+from tests.database import TestDatabase
 from tests.standins import CallbackReceiver
 
 SECRET = "callback-signing-secret"
@@ -33,11 +33,12 @@ class App:
     def __init__(self, stack: Stack, data_dir: Path, receiver: CallbackReceiver) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db = data_dir / "assistant.db"
+        self.db = TestDatabase.for_tests("assistant_callbacks", data_dir / "assistant.db")
         self.log = data_dir / "serve.log"
         self.env = {
             **stack.env,
             "ASSISTANT_DATA_DIR": str(data_dir),
+            "ASSISTANT_DATABASE_URL": self.db.url,
             "ASSISTANT_PORT": str(self.port),
             "ASSISTANT_CHANNELS": '["rest", "callback"]',
             "ASSISTANT_CHANNEL__CALLBACK__URL": f"{receiver.url}/replies",
@@ -76,9 +77,7 @@ class App:
         return response.json()
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        with sqlite3.connect(self.db) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(sql, params)]
+        return self.db.rows(sql, *params)
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         **stack.env,
         "ASSISTANT_PORT": str(port),
         "ASSISTANT_DATA_DIR": str(tmp_path),  # its own run state; the same log database as the stack
-        "ASSISTANT_DATABASE_URL": f"sqlite+aiosqlite:///{stack.db_path}",
+        "ASSISTANT_DATABASE_URL": stack.db.url,
         "ASSISTANT_RASA__MANAGED": "false",
         "ASSISTANT_VLLM__MANAGED": "false",
         "ASSISTANT_LLM__SPECULATIVE_START": "true",

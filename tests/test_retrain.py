@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,18 +261,16 @@ def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrain
 
 def test_a_second_retrain_refuses_while_one_runs(stack: Stack) -> None:
     holder = f"{socket.gethostname()}:{os.getpid()}:pytest"  # a live process on this host holds it
-    with sqlite3.connect(stack.db_path) as db:
-        db.execute(
-            "INSERT INTO locks (name, holder, acquired_at, heartbeat_at) VALUES ('retrain', ?, ?, ?)",
-            (holder, "2099-01-01 00:00:00", "2099-01-01 00:00:00"),
-        )
+    far: Any = "2099-01-01 00:00:00" if stack.db.is_sqlite else datetime(2099, 1, 1, tzinfo=UTC)
+    stack.db.execute(
+        "INSERT INTO locks (name, holder, acquired_at, heartbeat_at) VALUES ('retrain', ?, ?, ?)", holder, far, far
+    )
     try:
         result = cli(stack, "retrain", timeout=120)
         assert result.returncode == 1
         assert "another retrain is running" in result.stderr and holder in result.stderr.replace("\n", "")
     finally:
-        with sqlite3.connect(stack.db_path) as db:
-            db.execute("DELETE FROM locks WHERE name = 'retrain'")
+        stack.db.execute("DELETE FROM locks WHERE name = 'retrain'")
 
 
 def test_too_little_data_is_a_sentence_and_changes_nothing(tmp_path: Path) -> None:
