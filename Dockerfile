@@ -10,12 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 # The app's pinned environment without the test tools (pytest, ruff, playwright).
 COPY envs/app.lock.txt envs/app.lock.txt
-RUN grep -vE '^(pytest|pytest-asyncio|playwright|ruff|iniconfig|pluggy|pyee)==' envs/app.lock.txt > /tmp/app.txt \
+RUN grep -vE '^(pytest|pytest-asyncio|playwright|ruff|iniconfig|pluggy|pyee|import-linter|grimp)==' envs/app.lock.txt > /tmp/app.txt \
     && python -m venv /opt/venv && /opt/venv/bin/pip install -r /tmp/app.txt && rm /tmp/app.txt
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY assistant assistant
 COPY nlu nlu
+COPY inside_rasa inside_rasa
 COPY plugins plugins
 COPY training training
 RUN pip install --no-deps . \

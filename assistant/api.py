@@ -4,6 +4,7 @@ the model registry. Every route needs ``Authorization: Bearer <admin_token>``.""
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -28,13 +29,15 @@ def require_admin(
 
 
 def get_store(request: Request) -> Store:
-    return request.app.state.pipeline.store
+    return request.app.state.store
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
 class FeedbackIn(BaseModel):
+    """A rating and/or a better reply (the admin API and the web widget take the same)."""
+
     rating: Literal["up", "down"] | None = None
     correction: Annotated[str | None, Field(max_length=8192, description="the reply it should have been")] = None
 
@@ -77,24 +80,14 @@ def _locate(text: str, entity: EntityIn) -> dict[str, Any]:
     return {"entity": entity.entity, "value": entity.value, "start": start, "end": start + len(entity.value)}
 
 
-async def run_on_messages(store: Store, work: Any) -> Any:
-    """Run ``work`` in a transaction; an unknown message is a 404, the wrong kind of message a 422."""
-    try:
-        return await store.transaction(work)
-    except feedback.MessageNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except feedback.WrongMessageKind as exc:
-        raise HTTPException(422, str(exc)) from exc
-
-
 def router() -> APIRouter:
     api = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)])
 
     @api.post("/messages/{message_id}/feedback", status_code=201)
     async def give_feedback(message_id: int, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
         """Rate a bot reply (up/down) and/or give a better one; `assistant retrain` fine-tunes the LLM on them."""
-        feedback_id = await run_on_messages(
-            store, lambda conn: feedback.add_feedback(conn, message_id, body.rating, body.correction)
+        feedback_id = await store.transaction(
+            lambda conn: feedback.add_feedback(conn, message_id, body.rating, body.correction)
         )
         return {"id": feedback_id, "message_id": message_id, "rating": body.rating, "correction": body.correction}
 
@@ -108,12 +101,12 @@ def router() -> APIRouter:
             label_id = feedback.set_label(conn, message_id, body.intent, entities)
             return {"id": label_id, "message_id": message_id, "text": text, "intent": body.intent, "entities": entities}
 
-        return await run_on_messages(store, work)
+        return await store.transaction(work)
 
     @api.get("/models")
     async def models(store: StoreDep) -> list[dict[str, Any]]:
         """The model registry: every NLU model and LoRA adapter, with status and metrics."""
         records = await store.transaction(registry.all_versions)
-        return [record.__dict__ for record in records]
+        return [asdict(record) for record in records]
 
     return api

@@ -1,11 +1,11 @@
-"""The FastAPI application: builds the backends from settings, mounts the channel plugins, and serves
-health, status and metrics."""
+"""The FastAPI application (wiring, the top layer): picks the plugins named in the settings through their entry
+points, builds the backends, hands the channels the turn API, and serves health, status and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,18 +18,36 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from assistant import __version__, api, plugins
 from assistant.active_models import ActiveModelWatcher
 from assistant.config import Settings
+from assistant.contracts import (
+    ACTIONS,
+    CHANNELS,
+    LLM_BACKENDS,
+    NLU_BACKENDS,
+    SERVERS,
+    Channel,
+    DeliveringChannel,
+    MessageNotFound,
+    ServingState,
+    WrongMessageKind,
+)
 from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
 from assistant.pipeline import TurnPipeline
-from assistant.protocols import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS, Channel, DeliveringChannel
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def get_pipeline(request: Request) -> TurnPipeline:
-    """FastAPI dependency for channel endpoints."""
-    return request.app.state.pipeline
+class _Turns:
+    """The turn API handed to channels before the app starts; it forwards to the pipeline built at start-up."""
+
+    def __init__(self) -> None:
+        self.pipeline: TurnPipeline | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.pipeline is None:
+            raise RuntimeError("the app has not started")
+        return getattr(self.pipeline, name)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -37,6 +55,14 @@ def _describe(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
     return f"{where or 'body'}: {error.get('msg', 'invalid')}"
+
+
+async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _wrong_kind(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -47,7 +73,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "invalid request", "message": message, "detail": detail}, status_code=422)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+BackendFactory = Callable[[Settings, ServingState], Any]
+
+
+def create_app(
+    settings: Settings | None = None,
+    nlu: BackendFactory | None = None,
+    llm: BackendFactory | None = None,
+    llm_server: Callable[[Settings], Any] | None = None,
+) -> FastAPI:
+    """The app. ``nlu``, ``llm``, ``llm_server``: build these backends instead of the plugins the settings name
+    (in-process tests hand in small fakes that implement the contracts)."""
     settings = settings or Settings()
     installed = plugins.available(CHANNELS)
     if missing := set(settings.channels) - set(installed):
@@ -56,36 +92,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     channels: dict[str, Channel] = {name: plugins.load(CHANNELS, name)(settings) for name in enabled}
     delivering = {name: c for name, c in channels.items() if isinstance(c, DeliveringChannel)}
 
+    make_nlu = nlu or plugins.load(NLU_BACKENDS, settings.nlu_backend)
+    make_llm = llm or plugins.load(LLM_BACKENDS, settings.llm.backend)
+    make_server = llm_server or plugins.load(SERVERS, settings.llm.server)
+    serving = ServingState(llm_model=settings.default_llm_model)
+    turns = _Turns()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db_url)
-        nlu = plugins.load(NLU_BACKENDS, settings.nlu_backend)(settings)
-        llm = plugins.load(LLM_BACKENDS, settings.llm.backend)(settings)
+        nlu_backend = make_nlu(settings, serving)
+        llm_backend = make_llm(settings, serving)
+        server = make_server(settings)
         actions = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
-        app.state.settings = settings
-        app.state.pipeline = TurnPipeline(settings, store, nlu, llm, actions, Domain.load(settings.bot_dir))
-        await nlu.health()  # learns the served model's name before the first turn (best effort)
-        app.state.watcher = watcher = ActiveModelWatcher(settings, app.state.pipeline)
+        replies_waiting = asyncio.Event()
+        pipeline = TurnPipeline(
+            settings, store, nlu_backend, llm_backend, actions, Domain.load(settings.bot_dir), serving, replies_waiting
+        )
+        turns.pipeline = pipeline
+        app.state.settings, app.state.store, app.state.pipeline = settings, store, pipeline
+        await nlu_backend.health()  # learns the served model's name before the first turn (best effort)
+        watcher = ActiveModelWatcher(settings, store, serving, server)
         watcher.start()
-        deliveries = DeliveryWorker(settings, app.state.pipeline, delivering)
+        deliveries = DeliveryWorker(settings, store, pipeline, delivering, replies_waiting)
         deliveries.start()
         try:
             yield
         finally:
             await watcher.stop()
-            await app.state.pipeline.aclose()
+            await pipeline.aclose()
             await deliveries.stop()
-            await asyncio.gather(nlu.aclose(), llm.aclose(), *(channel.aclose() for channel in delivering.values()))
+            await asyncio.gather(
+                nlu_backend.aclose(),
+                llm_backend.aclose(),
+                server.aclose(),
+                *(channel.aclose() for channel in delivering.values()),
+            )
             await store.aclose()
 
     app = FastAPI(title="assistant", version=__version__, lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(MessageNotFound, _not_found)
+    app.add_exception_handler(WrongMessageKind, _wrong_kind)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     for channel in channels.values():
-        app.include_router(channel.router())
+        app.include_router(channel.router(turns))
     app.include_router(api.router())
 
     @app.get("/health")
@@ -101,14 +155,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {
             "version": __version__,
             "channels": enabled,
-            "nlu": {"ok": nlu.ok, "detail": nlu.detail, "url": request.app.state.watcher.nlu_url},
-            "llm": {
-                "ok": llm.ok,
-                "detail": llm.detail,
-                "url": settings.vllm.url,
-                "active_model": pipeline.active_model,
+            "nlu": {
+                "ok": nlu.ok,
+                "detail": nlu.detail,
+                "url": serving.nlu_endpoint or settings.rasa.url,
+                "endpoint": serving.nlu_endpoint,  # None: the configured server
             },
-            "database": settings.db_url.split("@")[-1],
+            "llm": {"ok": llm.ok, "detail": llm.detail, "url": settings.vllm.url, "active_model": serving.llm_model},
+            "database": settings.db_location,
         }
 
     @app.get("/metrics")

@@ -72,7 +72,12 @@ class VLLMSettings(BaseModel):
 class LLMSettings(BaseModel):
     """How the LLM route talks to the model."""
 
-    backend: str = "openai"
+    backend: str = Field("openai", description="LLM backend plugin (`assistant.llm`): how replies are asked for")
+    server: str = Field(
+        "vllm",
+        description="model server plugin (`assistant.servers`): vllm (launched, serves LoRA adapters) or openai "
+        "(any OpenAI-compatible server at vllm.url that serves one model, e.g. vLLM without --enable-lora)",
+    )
     adapter: str | None = Field(None, description="active LoRA adapter; none means the base model")
     max_tokens: int = 128
     temperature: float = 0.7
@@ -215,6 +220,16 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'assistant.db'}"
+
+    @property
+    def db_location(self) -> str:
+        """The database without its credentials, for logs and tables."""
+        return self.db_url.split("@")[-1]
+
+    @property
+    def default_llm_model(self) -> str:
+        """The LLM model name when the registry has no active adapter."""
+        return self.llm.adapter or self.vllm.served_model_name
 
     @property
     def rasa_models_dir(self) -> Path:

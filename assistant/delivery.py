@@ -17,9 +17,9 @@ from datetime import timedelta
 
 from assistant import background, metrics
 from assistant.config import Settings
-from assistant.pipeline import IncomingMessage, TurnPipeline
-from assistant.protocols import DeliveringChannel, DeliveryFailed
-from assistant.store import Turn, outbox
+from assistant.contracts import Accepted, DeliveringChannel, DeliveryFailed, IncomingMessage
+from assistant.pipeline import TurnPipeline
+from assistant.store import Store, outbox
 from assistant.store.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,19 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 
 
 class DeliveryWorker:
-    def __init__(self, settings: Settings, pipeline: TurnPipeline, channels: dict[str, DeliveringChannel]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        turns: TurnPipeline,
+        channels: dict[str, DeliveringChannel],
+        replies_waiting: asyncio.Event,
+    ) -> None:
         self.config = settings.delivery
-        self.pipeline = pipeline
+        self.store = store
+        self.turns = turns
         self.channels = channels
+        self.replies_waiting = replies_waiting
         self._task: asyncio.Task[None] | None = None
         self._recovered_at = 0.0
 
@@ -47,7 +56,7 @@ class DeliveryWorker:
         await background.cancel(self._task)
 
     async def _loop(self) -> None:
-        waiting = self.pipeline.replies_waiting
+        waiting = self.replies_waiting
         while True:
             try:
                 if time.monotonic() - self._recovered_at > RECOVER_EVERY_S:
@@ -63,11 +72,12 @@ class DeliveryWorker:
 
     async def deliver_due(self) -> int:
         """Send what is due now (concurrently); returns how many were tried."""
-        claimed = await self.pipeline.store.transaction(lambda conn: outbox.claim(conn, self.config.lease_s))
+        claimed = await self.store.transaction(lambda conn: outbox.claim(conn, self.config.lease_s))
         await asyncio.gather(*(self._deliver(item) for item in claimed))
         return len(claimed)
 
-    async def _deliver(self, item: outbox.Pending) -> None:
+    async def _deliver(self, pending: outbox.Pending) -> None:
+        item = pending.reply
         channel = self.channels.get(item.channel)
         try:
             if channel is None:
@@ -92,25 +102,23 @@ class DeliveryWorker:
                     exc,
                 )
             error = f"{type(exc).__name__}: {exc}"
-            await self.pipeline.store.transaction(
-                lambda conn: outbox.failed(conn, item.id, error, retry_at, item.state)
-            )
+            await self.store.transaction(lambda conn: outbox.failed(conn, pending.id, error, retry_at, item.state))
             metrics.DELIVERIES.labels(item.channel, "failed" if retry_at is None else "retry").inc()
             return
-        await self.pipeline.store.transaction(lambda conn: outbox.delivered(conn, item.id))
+        await self.store.transaction(lambda conn: outbox.delivered(conn, pending.id))
         metrics.DELIVERIES.labels(item.channel, "delivered").inc()
 
     async def recover(self) -> int:
         """Answer accepted messages left without a reply (older than ``recover_after_s``)."""
-        found = await self.pipeline.store.transaction(
+        found = await self.store.transaction(
             lambda conn: outbox.unanswered(
                 conn, list(self.channels), self.config.recover_after_s, self.config.recover_within_s
             )
         )
-        found = [m for m in found if not self.pipeline.is_answering(m.message_id)]
+        found = [m for m in found if not self.turns.is_answering(m.message_id)]
         for missing in found:
             log.warning("message %s on %s has no reply: answering it now", missing.message_id, missing.channel)
             message = IncomingMessage(missing.channel, missing.sender, missing.text, missing.metadata)
-            turn = Turn(missing.conversation_id, missing.message_id, missing.slots)
-            self.pipeline.answer_later(message, turn)
+            accepted = Accepted(missing.conversation_id, missing.message_id, missing.slots)
+            self.turns.answer_later(message, accepted)
         return len(found)

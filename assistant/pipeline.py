@@ -24,58 +24,41 @@ from typing import Any
 
 from assistant import metrics
 from assistant.config import Settings
-from assistant.domain import Domain
-from assistant.protocols import (
+from assistant.contracts import (
+    Accepted,
     Action,
     ActionContext,
     BackendUnavailable,
+    BotReply,
     ChatMessage,
+    HistoryItem,
+    IncomingMessage,
     LLMBackend,
     NLUBackend,
     ParseResult,
+    Reason,
+    Route,
+    ServingState,
     Usage,
 )
-from assistant.router import INTENT, LLM, Route, Router
-from assistant.store import AlreadyAnswered, Store, Turn
+from assistant.domain import Domain
+from assistant.router import Decision, Router
+from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IncomingMessage:
-    channel: str
-    sender: str
-    text: str
-    metadata: dict[str, Any] | None = None
-    external_id: str | None = None  # the channel's own id (Slack event, Telegram update): stored once
-
-
-@dataclass(frozen=True)
-class BotReply:
-    """The stored reply, as channels see it."""
-
-    message_id: int
-    user_message_id: int
-    text: str
-    route: str
-    reason: str
-    intent: str | None
-    confidence: float | None
-    model: str | None
-    latency_ms: float
 
 
 @dataclass
 class _Draft:
     """What is known about the reply while it is being made."""
 
-    route: Route
+    decision: Decision
     parse: ParseResult | None
     slots: dict[str, Any]
     text: str = ""
-    reason: str = ""
-    model: str | None = None
-    prompt: list[dict[str, str]] | None = None
+    reason: Reason = Reason.CONFIDENT
+    answered_by: str | None = None
+    prompt: list[ChatMessage] | None = None
     usage: Usage = field(default_factory=Usage)
     nlu_error: str | None = None
     error: str | None = None
@@ -118,6 +101,8 @@ class LLMCall:
 
 
 class TurnPipeline:
+    """Runs turns; it is the `Turns` API the channels are given."""
+
     def __init__(
         self,
         settings: Settings,
@@ -126,6 +111,8 @@ class TurnPipeline:
         llm: LLMBackend,
         actions: dict[str, Action],
         domain: Domain,
+        serving: ServingState,
+        replies_waiting: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -133,19 +120,19 @@ class TurnPipeline:
         self.llm = llm
         self.actions = actions
         self.domain = domain
+        self.serving = serving
         self.router = Router(settings.router)
-        self.active_model = settings.llm.adapter or settings.vllm.served_model_name
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
         self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
-        self.replies_waiting = asyncio.Event()  # set when a reply to deliver out of band is stored
+        self.replies_waiting = replies_waiting or asyncio.Event()  # set when an out-of-band reply is stored
 
-    async def respond(self, message: IncomingMessage, turn: Turn | None = None, deliver: bool = False) -> BotReply:
+    async def respond(self, message: IncomingMessage, turn: Accepted | None = None, deliver: bool = False) -> BotReply:
         async for event in self.run(message, turn, deliver):
             if isinstance(event, BotReply):
                 return event
         raise AssertionError("a turn always ends with its reply")
 
-    async def accept(self, message: IncomingMessage) -> Turn:
+    async def accept(self, message: IncomingMessage) -> Accepted:
         """Store the message now (raises DuplicateMessage if its external id was stored before)."""
         return await self.store.begin_turn(
             message.channel, message.sender, message.text, message.metadata, message.external_id
@@ -154,7 +141,7 @@ class TurnPipeline:
     def answer_later(
         self,
         message: IncomingMessage,
-        turn: Turn,
+        turn: Accepted,
         while_answering: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
         """Answer an accepted message in the background; its channel delivers the reply from the outbox."""
@@ -177,6 +164,19 @@ class TurnPipeline:
     def is_answering(self, message_id: int) -> bool:
         return message_id in self._answering
 
+    async def history(self, channel: str, sender: str, limit: int) -> list[HistoryItem]:
+        return await self.store.transaction(lambda conn: feedback.conversation_messages(conn, channel, sender, limit))
+
+    async def rate(
+        self, message_id: int, rating: str | None, correction: str | None, owner: tuple[str, str] | None = None
+    ) -> int:
+        def work(conn: Any) -> int:
+            if owner is not None:
+                feedback.check_owner(conn, message_id, *owner)
+            return feedback.add_feedback(conn, message_id, rating, correction)
+
+        return await self.store.transaction(work)
+
     async def aclose(self, grace_s: float = 10.0) -> None:
         """Give background turns a moment to finish; the rest are answered after the next start."""
         if self._answering:
@@ -185,7 +185,7 @@ class TurnPipeline:
             task.cancel()
 
     async def run(
-        self, message: IncomingMessage, turn: Turn | None = None, deliver: bool = False
+        self, message: IncomingMessage, turn: Accepted | None = None, deliver: bool = False
     ) -> AsyncIterator[str | BotReply]:
         """One turn. ``turn``: the message was stored by ``accept`` already. ``deliver``: the reply goes
         to the outbox for ``message.channel`` to send (and an unfinished one is not stored: it is redone)."""
@@ -200,7 +200,7 @@ class TurnPipeline:
                 call.cancel()
             raise
         try:
-            if draft.route.kind == LLM:
+            if draft.decision.route == Route.LLM:
                 call = call or self._llm_call(turn, message)
                 async for piece in self._generate(draft, call):
                     yield piece
@@ -222,7 +222,7 @@ class TurnPipeline:
                 reply = await asyncio.shield(storing)
         yield reply
 
-    async def _understand(self, turn: Turn, message: IncomingMessage) -> _Draft:
+    async def _understand(self, turn: Accepted, message: IncomingMessage) -> _Draft:
         """Parse, route, and for intent routes make the reply (templated response or action)."""
         parse: ParseResult | None = None
         nlu_error = None
@@ -231,16 +231,16 @@ class TurnPipeline:
         except BackendUnavailable as exc:
             nlu_error = str(exc)
             log.warning("NLU unavailable, routing to the LLM: %s", exc)
-        route = self.router.decide(parse)
+        decision = self.router.decide(parse)
         slots = dict(turn.slots)
         for entity in parse.entities if parse else []:
             slots[entity["entity"]] = entity.get("value")
-        draft = _Draft(route=route, parse=parse, slots=slots, reason=route.reason, nlu_error=nlu_error)
-        if route.kind == INTENT and route.intent:
-            await self._intent_reply(route.intent, turn, message, draft)
+        draft = _Draft(decision=decision, parse=parse, slots=slots, reason=decision.reason, nlu_error=nlu_error)
+        if decision.route == Route.INTENT and decision.intent:
+            await self._intent_reply(decision.intent, message, draft)
         return draft
 
-    async def _intent_reply(self, intent: str, turn: Turn, message: IncomingMessage, draft: _Draft) -> None:
+    async def _intent_reply(self, intent: str, message: IncomingMessage, draft: _Draft) -> None:
         action = self.actions.get(f"action_{intent}")
         if action is not None:
             context = ActionContext(
@@ -254,20 +254,20 @@ class TurnPipeline:
                 result = await action.run(context)
             except Exception as exc:  # an action plugin's bug must not lose the turn
                 log.exception("action_%s failed", intent)
-                draft.text, draft.reason = self.settings.llm.fallback_reply, "action_failed"
+                draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.ACTION_FAILED
                 draft.error = f"action_{intent}: {exc!r}"
                 return
-            draft.text, draft.model = result.text, f"action_{intent}"
+            draft.text, draft.answered_by = result.text, f"action_{intent}"
             draft.slots.update(result.slots)
             return
         text = self.domain.render(f"utter_{intent}", draft.slots)
         if text is None:  # no response written for this intent: let the LLM answer
-            draft.route = Route(LLM, "no_response", intent)
-            draft.reason = "no_response"
+            draft.decision = Decision(Route.LLM, Reason.NO_RESPONSE, intent)
+            draft.reason = Reason.NO_RESPONSE
         else:
-            draft.text, draft.model = text, f"utter_{intent}"
+            draft.text, draft.answered_by = text, f"utter_{intent}"
 
-    def _llm_call(self, turn: Turn, message: IncomingMessage) -> LLMCall:
+    def _llm_call(self, turn: Accepted, message: IncomingMessage) -> LLMCall:
         async def prompt() -> list[ChatMessage]:
             history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
             messages = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
@@ -275,63 +275,63 @@ class TurnPipeline:
             messages.append(ChatMessage("user", message.text))
             return messages
 
-        return LLMCall(self.llm, self.active_model, prompt)
+        return LLMCall(self.llm, self.serving.llm_model, prompt)
 
     async def _generate(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
-        draft.model, draft.usage = call.model, call.usage
+        draft.answered_by, draft.usage = call.model, call.usage
         try:
             async for piece in call.pieces():
                 draft.text += piece
                 yield piece
         except BackendUnavailable as exc:
             log.warning("LLM unavailable, answering with the fallback reply: %s", exc)
-            draft.text, draft.reason, draft.error = self.settings.llm.fallback_reply, "llm_unavailable", str(exc)
+            draft.text, draft.reason, draft.error = self.settings.llm.fallback_reply, Reason.LLM_UNAVAILABLE, str(exc)
         finally:
-            draft.prompt = [{"role": m.role, "content": m.content} for m in call.prompt]
+            draft.prompt = call.prompt
         if not draft.text.strip():
-            draft.text, draft.reason = self.settings.llm.fallback_reply, "llm_empty"
+            draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.LLM_EMPTY
 
-    async def _store_reply(self, turn: Turn, draft: _Draft, started: float, deliver_via: str | None) -> BotReply:
+    async def _store_reply(self, turn: Accepted, draft: _Draft, started: float, deliver_via: str | None) -> BotReply:
         if not draft.done and draft.error is None:
             draft.error = "interrupted: the client went away before the reply was complete"
         latency_ms = (time.perf_counter() - started) * 1000
-        parse, route = draft.parse, draft.route
+        parse, decision = draft.parse, draft.decision
         top = parse.intent if parse else None
-        analysis = {
-            "intent": top.name if top else None,
-            "confidence": top.confidence if top else None,
-            "ranking": [{"name": s.name, "confidence": s.confidence} for s in parse.ranking] if parse else None,
-            "entities": parse.entities if parse else None,
-            "nlu_model": parse.model if parse else None,
-            "route": route.kind,
-            "reason": route.reason,
-            "error": draft.nlu_error,
-        }
-        usage = draft.usage if route.kind == LLM else None
-        reply = {
-            "text": draft.text,
-            "route": route.kind,
-            "reason": draft.reason,
-            "llm_model": draft.model,
-            "prompt": draft.prompt,
-            "prompt_tokens": usage.prompt_tokens if usage else None,
-            "completion_tokens": usage.completion_tokens if usage else None,
-            "latency_ms": latency_ms,
-            "error": draft.error,
-        }
+        understanding = Understanding(
+            intent=top.name if top else None,
+            confidence=top.confidence if top else None,
+            ranking=parse.ranking if parse else None,
+            entities=parse.entities if parse else None,
+            nlu_model=parse.model if parse else None,
+            route=decision.route,
+            reason=decision.reason,
+            error=draft.nlu_error,
+        )
+        usage = draft.usage if decision.route == Route.LLM else None
+        reply = ReplyRecord(
+            text=draft.text,
+            route=decision.route,
+            reason=draft.reason,
+            answered_by=draft.answered_by,
+            prompt=draft.prompt,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            latency_ms=latency_ms,
+            error=draft.error,
+        )
         changed_slots = draft.slots if draft.slots != turn.slots else None
-        message_id = await self.store.finish_turn(turn, analysis, reply, changed_slots, deliver_via)
+        message_id = await self.store.finish_turn(turn, understanding, reply, changed_slots, deliver_via)
         if deliver_via:
             self.replies_waiting.set()
-        metrics.observe_turn(route.kind, draft.reason, latency_ms / 1000)
+        metrics.observe_turn(decision.route, draft.reason, latency_ms / 1000)
         return BotReply(
             message_id=message_id,
             user_message_id=turn.message_id,
             text=draft.text,
-            route=route.kind,
+            route=decision.route,
             reason=draft.reason,
             intent=top.name if top else None,
             confidence=top.confidence if top else None,
-            model=draft.model,
+            model=draft.answered_by,
             latency_ms=latency_ms,
         )

@@ -1,12 +1,14 @@
-"""Finds plugins by name among the installed Python entry points (see assistant.protocols for groups)."""
+"""Finds plugins by name among the installed Python entry points (see assistant.contracts for the groups)."""
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 from typing import Any
 
+from assistant.contracts import AssistantError
 
-class PluginNotFound(LookupError):
+
+class PluginNotFound(AssistantError, LookupError):
     pass
 
 

@@ -6,19 +6,17 @@ Pure and synchronous, so its thresholds are easy to test and to tune.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from assistant.config import RouterSettings
-from assistant.protocols import ParseResult
+from assistant.contracts import ParseResult, Reason, Route
 
-INTENT, LLM = "intent", "llm"
 EPSILON = 1e-9  # so a margin met exactly (0.7 - 0.5 vs 0.2) is not lost to float rounding
 
 
 @dataclass(frozen=True)
-class Route:
-    kind: Literal["intent", "llm"]
-    reason: str
+class Decision:
+    route: Route
+    reason: Reason
     intent: str | None = None
 
 
@@ -38,17 +36,17 @@ class Router:
         self.threshold = settings.confidence_threshold
         self.margin = settings.ambiguity_margin
 
-    def decide(self, parse: ParseResult | None) -> Route:
+    def decide(self, parse: ParseResult | None) -> Decision:
         if parse is None:
-            return Route(LLM, "nlu_unavailable")
+            return Decision(Route.LLM, Reason.NLU_UNAVAILABLE)
         top = parse.intent
         if top is None or not top.name:
-            return Route(LLM, "no_intent")
+            return Decision(Route.LLM, Reason.NO_INTENT)
         if top.name in self.llm_intents:
-            return Route(LLM, "llm_intent", top.name)
+            return Decision(Route.LLM, Reason.LLM_INTENT, top.name)
         if top.confidence < self.threshold:
-            return Route(LLM, "low_confidence", top.name)
+            return Decision(Route.LLM, Reason.LOW_CONFIDENCE, top.name)
         runner_up = next((s.confidence for s in parse.ranking if s.name != top.name), 0.0)
         if top.confidence - runner_up < self.margin - EPSILON:
-            return Route(LLM, "ambiguous", top.name)
-        return Route(INTENT, "confident", top.name)
+            return Decision(Route.LLM, Reason.AMBIGUOUS, top.name)
+        return Decision(Route.INTENT, Reason.CONFIDENT, top.name)

@@ -8,10 +8,13 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +22,10 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from assistant.contracts import AssistantError, ServiceSpec
+
 PR_SET_PDEATHSIG = 1
+__all__ = ["ServiceSpec"]
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -27,22 +33,25 @@ def host_port(url: str, default_port: int) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
-def _ok(response: httpx.Response) -> bool:
-    return response.status_code == 200
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-@dataclass
-class ServiceSpec:
-    name: str
-    command: list[str]
-    health_url: str
-    env: dict[str, str] = field(default_factory=dict)
-    cwd: Path | None = None
-    startup_timeout_s: float = 300.0
-    ready: Callable[[httpx.Response], bool] = _ok
+def python_in(env: Path | None) -> Path:
+    """The Python of a virtual environment (None: this process's own); raises ServiceFailed when it is missing."""
+    python = env / "bin" / "python" if env else Path(sys.executable)
+    if not python.exists():
+        raise ServiceFailed(f"no Python at {python}: run scripts/setup.sh (it builds the environments)")
+    return python
 
 
-class ServiceFailed(RuntimeError):
+def _ready(spec: ServiceSpec, response: httpx.Response) -> bool:
+    return spec.ready(response) if spec.ready is not None else response.status_code == 200
+
+
+class ServiceFailed(AssistantError):
     pass
 
 
@@ -50,6 +59,42 @@ def die_with_parent() -> None:
     """In the child: get SIGTERM if `assistant up` itself dies, even by SIGKILL."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Finished:
+    returncode: int
+    last_lines: list[str]
+
+
+def run_tool(
+    command: list[str], env: dict[str, str], on_line: Callable[[str], None], cwd: Path | None = None
+) -> Finished:
+    """Run a training tool to its end (killed with us), handing each output line to ``on_line`` (carriage
+    returns split progress bars into lines); returns its exit code and the last 30 lines, for the error."""
+    last: deque[str] = deque(maxlen=30)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        preexec_fn=die_with_parent,  # a killed retrain leaves no training behind
+    )
+    assert process.stdout is not None
+    for line in _lines(process.stdout):
+        last.append(line)
+        on_line(line)
+    process.wait()
+    return Finished(process.returncode, list(last))
+
+
+def _lines(stream: Iterator[str]) -> Iterator[str]:
+    for raw in stream:
+        yield from (line for line in raw.replace("\r", "\n").splitlines() if line.strip())
 
 
 @dataclass
@@ -107,7 +152,7 @@ class Supervisor:
                             f"{spec.startup_timeout_s:.0f} s; see {service.log_path}"
                         )
                     try:
-                        healthy = spec.ready(http.get(spec.health_url))
+                        healthy = _ready(spec, http.get(spec.health_url))
                     except httpx.HTTPError:
                         healthy = False
                     if healthy:

@@ -18,14 +18,16 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from assistant.config import RouterSettings, Settings
-from nlu.server import rasa_train
-from training.evaluate import run_eval, serving
+from plugins.nlu.rasa import RasaServer
+from plugins.nlu.rasa.runner import rasa_train
+from training.evaluate import run_eval
 from training.nlu import predict, test_examples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,12 +71,22 @@ def main() -> None:
             )  # fmt: skip
         training_s = time.monotonic() - started
         console.print(f"trained in {training_s / 60:.1f} min")
-    with serving(settings, model.resolve()) as url:
-        summary = run_eval(settings, url, args.test, args.out / "report", args.val, args.max_drop / 100)
-        examples = test_examples(args.test)
-        started = time.monotonic()
-        asyncio.run(predict(url, settings, examples))
-        throughput = len(examples) / (time.monotonic() - started)
+
+    async def evaluate(model: Path) -> tuple[dict[str, Any], float]:
+        server = RasaServer(settings)
+        try:
+            async with server.evaluating(model) as backend:
+                summary = await run_eval(
+                    settings, backend, args.test, args.out / "report", args.val, args.max_drop / 100
+                )
+                examples = test_examples(args.test)
+                started = time.monotonic()
+                await predict(backend, examples)
+                return summary, len(examples) / (time.monotonic() - started)
+        finally:
+            await server.aclose()
+
+    summary, throughput = asyncio.run(evaluate(model.resolve()))
 
     metrics, best = summary["metrics"], summary["tuning"]["best"]
     figures = {

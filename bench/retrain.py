@@ -83,19 +83,24 @@ def persona_pairs(count: int) -> list[tuple[str, str]]:
 
 async def seed(settings: Any, labels: list[tuple[str, str]], corrections: list[tuple[str, str]]) -> None:
     """Write labelled user messages and corrected LLM replies into the log, as the admin API would."""
-    from assistant.store import Store, feedback
+    from assistant.contracts import Reason, Route
+    from assistant.store import ReplyRecord, Store, Understanding, feedback
 
     store = Store(settings.db_url)
     try:
         for n, (text, intent) in enumerate(labels):
             turn = await store.begin_turn("bench", f"labels-{n % 50}", text, None)
             await store.finish_turn(
-                turn, {"route": "llm", "reason": "low_confidence"}, {"text": "?", "route": "llm"}, None
+                turn,
+                Understanding(Route.LLM, Reason.LOW_CONFIDENCE),
+                ReplyRecord("?", Route.LLM, Reason.LOW_CONFIDENCE),
+                None,
             )
             await store.transaction(lambda c, m=turn.message_id, i=intent: feedback.set_label(c, m, i, []))
         for n, (question, answer) in enumerate(corrections):
             turn = await store.begin_turn("bench", f"persona-{n}", question, None)
-            bot = await store.finish_turn(turn, {"route": "llm"}, {"text": "Hm.", "route": "llm"}, None)
+            understood = Understanding(Route.LLM, Reason.LLM_INTENT)
+            bot = await store.finish_turn(turn, understood, ReplyRecord("Hm.", Route.LLM, Reason.LLM_INTENT), None)
             await store.transaction(lambda c, b=bot, a=answer: feedback.add_feedback(c, b, "down", a))
     finally:
         await store.aclose()
@@ -123,7 +128,7 @@ async def bench(bot: str, epochs: int, llm_epochs: int, labels: int, corrections
     from assistant.config import Settings
     from assistant.migrations.migrate import upgrade
     from assistant.store import Store
-    from training.publish import serving_nlu_model
+    from training.publish import nlu_trainer, serving_nlu_model
     from training.retrain import Retrain, RetrainOptions
     from training.stages import StageTimes
 
@@ -132,7 +137,7 @@ async def bench(bot: str, epochs: int, llm_epochs: int, labels: int, corrections
     initial = StageTimes()
     with initial.stage("initial_nlu_train"):
         store = Store(settings.db_url)
-        await serving_nlu_model(settings, store, console)
+        await serving_nlu_model(settings, store, nlu_trainer(settings), console)
         await store.aclose()
     await seed(settings, label_rows, persona_pairs(corrections))
     result = await Retrain(settings, RetrainOptions(llm_epochs=llm_epochs), console).run()

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assistant.services import free_port
 from tests.database import STACK_DATABASE, TestDatabase
 from tests.standins import HostSite, SlackAPI, TelegramAPI
 
@@ -39,10 +39,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return max((LAST.get(mark.name, 0) for mark in item.iter_markers()), default=0)
 
     items.sort(key=rank)
-    if STACK_DATABASE == "postgres":  # the second pass of `make test`: only what the stack's database changes
-        others = [item for item in items if "stack" not in item.fixturenames]
+    if STACK_DATABASE == "postgres":  # the Postgres pass of `make test`: only what depends on the database
+        others = [item for item in items if item.get_closest_marker("database") is None]
         config.hook.pytest_deselected(items=others)
-        items[:] = [item for item in items if "stack" in item.fixturenames]
+        items[:] = [item for item in items if item.get_closest_marker("database") is not None]
 
 
 STORE_URLS = ["sqlite"] + (["postgres"] if os.environ.get("ASSISTANT_TEST_POSTGRES_URL") else [])
@@ -62,12 +62,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         command.downgrade(alembic_config(url), "base")  # empty: every test starts from nothing
     upgrade(url)  # the migrations themselves are under test too
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -3,11 +3,8 @@ optional threshold sweep on a validation set, written as Markdown + PNGs + JSON.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from assistant.config import Settings
-from assistant.services import Supervisor
+from assistant.contracts import AssistantError, NLUBackend
 from training import report
 from training.metrics import Prediction, SweepPoint, evaluate, sweep
-from training.nlu import predict, start_standin, test_examples
+from training.nlu import predict, test_examples
 
 
 def confidence_png(predictions: list[Prediction], llm_intents: set[str], path: Path) -> Path:
@@ -59,17 +56,6 @@ def sweep_png(grid: list[SweepPoint], best: SweepPoint, path: Path) -> Path:
     return path
 
 
-@contextmanager
-def serving(settings: Settings, model: Path) -> Iterator[str]:
-    """A Rasa server of its own for ``model`` (a trained .tar.gz): yields its URL, stops it after."""
-    supervisor = Supervisor(settings.data_dir / "logs")
-    try:
-        _, url = start_standin(settings, supervisor, model)
-        yield url
-    finally:
-        supervisor.stop_all()
-
-
 def write_router_config(path: Path, threshold: float, margin: float) -> None:
     """Store tuned values under ``router:`` in the settings file; its other keys and comments stay."""
     from ruamel.yaml import YAML
@@ -91,10 +77,14 @@ def write_router_config(path: Path, threshold: float, margin: float) -> None:
     os.replace(temporary, path)
 
 
-def run_eval(
-    settings: Settings, url: str, data: Path, out: Path, tune_on: Path | None, max_drop: float = 0.01
+class EvaluationError(AssistantError):
+    pass
+
+
+async def run_eval(
+    settings: Settings, backend: NLUBackend, data: Path, out: Path, tune_on: Path | None, max_drop: float = 0.01
 ) -> dict[str, Any]:
-    """Classify ``data`` with the Rasa server at ``url``; with ``tune_on``, pick the threshold and margin there
+    """Classify ``data`` with ``backend``; with ``tune_on``, pick the threshold and margin there
     first (costing at most ``max_drop`` of in-scope accuracy) and report ``data`` with them. Returns the
     summary written to ``out/metrics.json``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -102,12 +92,12 @@ def run_eval(
     llm_intents = set(router.llm_intents)
     tuned: dict[str, Any] | None = None
     if tune_on is not None:
-        validation = asyncio.run(predict(url, settings, test_examples(tune_on)))
+        validation = await predict(backend, _examples(tune_on))
         best, grid = sweep(validation, router, max_drop=max_drop)
         sweep_png(grid, best, out / "threshold_sweep.png")
         router = router.model_copy(update={"confidence_threshold": best.threshold, "ambiguity_margin": best.margin})
         tuned = {"max_drop": max_drop, "best": asdict(best), "grid": [asdict(p) for p in grid]}
-    predictions = asyncio.run(predict(url, settings, test_examples(data)))
+    predictions = await predict(backend, _examples(data))
     metrics = evaluate(predictions, router)
     report.confusion_png(predictions, out / "confusion.png", f"NLU on {data.name}")
     confidence_png(predictions, llm_intents, out / "confidence.png")
@@ -138,3 +128,10 @@ def run_eval(
         )
     report.write(out / "report.md", sections)
     return summary
+
+
+def _examples(path: Path) -> list[Any]:
+    try:
+        return test_examples(path)
+    except ValueError as exc:
+        raise EvaluationError(f"could not read the test set {path}: {exc}") from exc

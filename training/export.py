@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,9 @@ HUMAN, BASE, AUTO = "label", "bot data", "auto-label"
 PRIORITY = {HUMAN: 0, BASE: 1, AUTO: 2}  # who wins when one text has two intents
 
 
-class TooLittleData(ValueError):
-    pass
+def plain_text(text: str) -> str:
+    """Rasa's entity markup ([value](entity), [value]{...}) removed: the message as it was typed."""
+    return ANNOTATION.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ class Example:
     @property
     def key(self) -> str:
         """What makes two examples the same: the plain text, case and spacing folded."""
-        plain = ANNOTATION.sub(lambda m: m.group(1) or m.group(2), self.text)
-        return " ".join(plain.lower().split())
+        return " ".join(plain_text(self.text).lower().split())
 
 
 @dataclass
@@ -57,7 +57,6 @@ class NLUExport:
     counts: dict[str, int]
     conflicts: list[dict[str, Any]]
     data_hash: str
-    new_labels: int
 
 
 @dataclass
@@ -66,7 +65,6 @@ class SFTExport:
     validation: Path
     counts: dict[str, int]
     data_hash: str
-    examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 def stable_fraction(key: str) -> float:
@@ -246,7 +244,7 @@ async def export_nlu(
         "conflicts": len(conflicts),
     }
     data_hash = hashlib.sha256(train_path.read_bytes()).hexdigest()[:16]
-    return NLUExport(train_path, test_path, counts, conflicts, data_hash, new_labels=len(human))
+    return NLUExport(train_path, test_path, counts, conflicts, data_hash)
 
 
 # ---------------------------------------------------------------- SFT
@@ -324,4 +322,4 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
         "conversations": len(conversations),
     }
     data_hash = hashlib.sha256(train_path.read_bytes() + validation_path.read_bytes()).hexdigest()[:16]
-    return SFTExport(train_path, validation_path, counts, data_hash, examples)
+    return SFTExport(train_path, validation_path, counts, data_hash)

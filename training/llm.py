@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections import deque
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.services import die_with_parent
+from assistant.contracts import AssistantError, Progress
+from assistant.services import python_in, run_tool
 
 SCRIPT = Path(__file__).with_name("lora_sft.py")
-Progress = Callable[[int, int, str], None]
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(AssistantError):
     pass
 
 
-def vllm_python(settings: Settings) -> str:
-    env = settings.vllm.python_env
-    python = env / "bin" / "python" if env else Path(sys.executable)
-    if not python.exists():
-        raise TrainingFailed(f"no Python at {python}: run scripts/setup.sh (it builds the vLLM environment)")
-    return str(python)
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """What ``lora_sft.py`` reports: held-out loss/perplexity of base, active and candidate, speed, device; and
+    the loss curve (one point per logged step)."""
+
+    metrics: dict[str, Any]
+    curve: list[dict[str, Any]]
 
 
 def train_adapter(
@@ -38,8 +36,8 @@ def train_adapter(
     active_adapter: str | None,
     epochs: int,
     on_progress: Progress,
-) -> dict[str, Any]:
-    """Train a LoRA adapter into ``out``; returns ``{"metrics": ..., "curve": [...]}``."""
+) -> TrainedAdapter:
+    """Train a LoRA adapter into ``out``."""
     cfg = settings.training
     if not settings.vllm.base_model:
         raise TrainingFailed("no base model configured (ASSISTANT_VLLM__BASE_MODEL); run scripts/setup.sh")
@@ -61,29 +59,25 @@ def train_adapter(
         "quantization": cfg.llm_quantization,
     }
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [vllm_python(settings), str(SCRIPT), json.dumps(job)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        preexec_fn=die_with_parent,  # a killed retrain leaves no training behind
-    )
-    assert process.stdout is not None
     result: dict[str, Any] | None = None
-    other: deque[str] = deque(maxlen=30)
-    for line in process.stdout:
+
+    def follow(line: str) -> None:
+        nonlocal result
         try:
             event = json.loads(line)
         except ValueError:
-            other.append(line.rstrip())
-            continue
+            return
+        if not isinstance(event, dict):
+            return
         if event.get("event") == "step":
             on_progress(event["step"], event["total"], f"loss {event['loss']:.3f}")
         elif event.get("event") == "done":
             result = event
-    process.wait()
-    if process.returncode != 0 or result is None:
-        raise TrainingFailed(f"LoRA training failed (exit {process.returncode}); last output:\n" + "\n".join(other))
-    return {"metrics": result["metrics"], "curve": result["curve"]}
+
+    # the LoRA trainer needs torch and peft: the vLLM environment has them
+    finished = run_tool([str(python_in(settings.vllm.python_env)), str(SCRIPT), json.dumps(job)], env, follow)
+    if finished.returncode != 0 or result is None:
+        raise TrainingFailed(
+            f"LoRA training failed (exit {finished.returncode}); last output:\n" + "\n".join(finished.last_lines)
+        )
+    return TrainedAdapter(result["metrics"], result["curve"])

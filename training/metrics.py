@@ -14,8 +14,8 @@ from typing import Any
 from sklearn.metrics import classification_report, f1_score
 
 from assistant.config import RouterSettings
-from assistant.protocols import IntentScore, ParseResult
-from assistant.router import LLM, Router
+from assistant.contracts import IntentScore, ParseResult, Route
+from assistant.router import Router
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def evaluate(predictions: list[Prediction], router_settings: RouterSettings) -> 
     llm_intents = set(router_settings.llm_intents)
     gold = [p.gold for p in predictions]
     predicted = [p.intent or "" for p in predictions]
-    routed_to_llm = [router.decide(p.parse()).kind == LLM for p in predictions]
+    routed_to_llm = [router.decide(p.parse()).route == Route.LLM for p in predictions]
     in_scope = [i for i, g in enumerate(gold) if g not in llm_intents]
     out_of_scope = [i for i, g in enumerate(gold) if g in llm_intents]
     labels = sorted(set(gold))
@@ -105,7 +105,7 @@ def routing_scores(predictions: list[Prediction], router_settings: RouterSetting
     llm_intents = set(router_settings.llm_intents)
     right = oos_total = oos_caught = in_total = 0
     for p in predictions:
-        to_llm = router.decide(p.parse()).kind == LLM
+        to_llm = router.decide(p.parse()).route == Route.LLM
         if p.gold in llm_intents:
             oos_total += 1
             oos_caught += to_llm

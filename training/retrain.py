@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,15 +24,15 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from assistant.config import Settings
-from assistant.services import Supervisor
+from assistant.contracts import AssistantError, ModelKind
 from assistant.store import Store, feedback, locks, registry
 from assistant.store.tables import TrainingRun, utcnow
 from training import report
 from training.export import NLUExport, SFTExport, export_nlu, export_sft
 from training.llm import train_adapter
 from training.metrics import HEADLINE, Prediction, evaluate, not_worse
-from training.nlu import predict, start_standin, test_examples, train_candidate
-from training.publish import publish_llm, publish_nlu, rasa_is_up
+from training.nlu import predict, test_examples
+from training.publish import model_server, nlu_trainer, publish, version_of
 from training.stages import StageTimes
 
 LOCK = "retrain"
@@ -39,8 +40,23 @@ HEARTBEAT_S = 10.0
 runs = TrainingRun.__table__
 
 
-class RetrainError(RuntimeError):
+class RetrainError(AssistantError):
     """Ends the retrain with a sentence for the user and a non-zero exit code; nothing served changed."""
+
+
+class OutcomeStatus(enum.StrEnum):
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    PLANNED = "planned"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry-run"
 
 
 @dataclass
@@ -59,8 +75,8 @@ class RetrainOptions:
 class Outcome:
     """What happened to one model kind in this run."""
 
-    kind: str
-    status: str  # promoted | rejected | skipped | planned
+    kind: ModelKind
+    status: OutcomeStatus
     version: str | None = None
     reason: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +85,7 @@ class Outcome:
 @dataclass
 class RetrainResult:
     run_id: int
-    status: str
+    status: RunStatus
     outcomes: list[Outcome]
     report: Path | None
     stages: dict[str, dict[str, float]]
@@ -82,7 +98,8 @@ class Retrain:
         self.console = console or Console()
         self.store = Store(settings.db_url)
         self.times = StageTimes()
-        self.supervisor = Supervisor(settings.data_dir / "logs", self.console)
+        self.nlu_server = nlu_trainer(settings)
+        self.llm_server = model_server(settings, ModelKind.LLM)
         self.candidates: list[str] = []  # versions registered by this run (failed if it dies)
         self.sections: list[str] = []
         self.progress = Progress(
@@ -97,10 +114,12 @@ class Retrain:
             async with self._locked():
                 return await self._run()
         finally:
-            await asyncio.to_thread(self.supervisor.stop_all)
+            await asyncio.gather(self.nlu_server.aclose(), self.llm_server.aclose())
             await self.store.aclose()
 
     async def _run(self) -> RetrainResult:
+        if self.options.llm and not self.options.nlu and not self.llm_server.serves_versions:
+            raise RetrainError(_cannot_serve_adapters(self.settings))
         stuck = await self.store.transaction(registry.fail_unfinished)
         if stuck:
             self.console.print(f"[yellow]marked failed (left unfinished by a retrain that died): {', '.join(stuck)}[/]")
@@ -112,8 +131,10 @@ class Retrain:
                 f"{new_items} new labels/feedback items since the last retrain; --min-new is {self.options.min_new}"
             )
             self.console.print(f"nothing to do: {message}")
-            await self.store.transaction(lambda conn: _end_run(conn, run_id, "skipped", {"reason": message}, None))
-            return RetrainResult(run_id, "skipped", [], None, {})
+            await self.store.transaction(
+                lambda conn: _end_run(conn, run_id, RunStatus.SKIPPED, {"reason": message}, None)
+            )
+            return RetrainResult(run_id, RunStatus.SKIPPED, [], None, {})
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         work = self.settings.data_dir / "retrain" / f"run-{run_id:04d}"
         report_dir = self.settings.reports_dir / f"retrain-{run_id:04d}-{stamp}"
@@ -125,7 +146,7 @@ class Retrain:
             raise
         summary = {"outcomes": [o.__dict__ for o in outcomes], "stages": self.times.stages}
         report_path = self._write_report(report_dir, run_id, outcomes)
-        status = "dry-run" if self.options.dry_run else "finished"
+        status = RunStatus.DRY_RUN if self.options.dry_run else RunStatus.FINISHED
         await self.store.transaction(lambda conn: _end_run(conn, run_id, status, summary, str(report_path)))
         return RetrainResult(run_id, status, outcomes, report_path, self.times.stages)
 
@@ -142,8 +163,10 @@ class Retrain:
         self.sections.append(_data_section(nlu_data, sft_data))
         nlu_ready, nlu_why = _enough_nlu(nlu_data)
         llm_ready, llm_why = self._enough_sft(sft_data)
-        wanted = [kind for kind, on in (("nlu", options.nlu), ("llm", options.llm)) if on]
-        ready = {"nlu": (nlu_ready, nlu_why), "llm": (llm_ready, llm_why)}
+        if not self.llm_server.serves_versions:
+            llm_ready, llm_why = False, _cannot_serve_adapters(self.settings)
+        wanted = [kind for kind, on in ((ModelKind.NLU, options.nlu), (ModelKind.LLM, options.llm)) if on]
+        ready = {ModelKind.NLU: (nlu_ready, nlu_why), ModelKind.LLM: (llm_ready, llm_why)}
         if not any(ready[kind][0] for kind in wanted):
             raise RetrainError("too little data: " + "; ".join(ready[kind][1] for kind in wanted))
 
@@ -152,10 +175,11 @@ class Retrain:
             for kind in wanted:
                 ok, why = ready[kind]
                 if not ok:
-                    outcomes.append(Outcome(kind, "skipped", reason=why))
+                    outcomes.append(Outcome(kind, OutcomeStatus.SKIPPED, reason=why))
                 elif options.dry_run:
-                    outcomes.append(Outcome(kind, "planned", reason=await self._plan(kind, nlu_data, sft_data)))
-                elif kind == "nlu":
+                    plan = await self._plan(kind, nlu_data, sft_data)
+                    outcomes.append(Outcome(kind, OutcomeStatus.PLANNED, reason=plan))
+                elif kind == ModelKind.NLU:
                     outcomes.append(await self._nlu(nlu_data, report_dir))
                 else:
                     outcomes.append(await self._llm(sft_data, work, report_dir))
@@ -164,18 +188,18 @@ class Retrain:
     # ---------------------------------------------------------------- NLU
 
     async def _nlu(self, data: NLUExport, report_dir: Path) -> Outcome:
-        settings, console = self.settings, self.console
-        active = await self.store.transaction(lambda conn: registry.active(conn, "nlu"))
-        candidate = await self._register("nlu", parent=active.version if active else None, data_hash=data.data_hash)
-        task = self._task(f"NLU {candidate.version}: Rasa training")
+        settings, trainer = self.settings, self.nlu_server
+        active = await self.store.transaction(lambda conn: registry.active(conn, ModelKind.NLU))
+        candidate = await self._register(
+            ModelKind.NLU, parent=active.version if active else None, data_hash=data.data_hash
+        )
+        task = self._task(f"NLU {candidate.version}: training")
         with self.times.stage("nlu_train"):
             trained = await asyncio.to_thread(
-                train_candidate,
-                settings,
+                trainer.train,
                 data.train,
-                data.train.parent,
                 candidate.version,
-                active.path if active else None,
+                version_of(active),
                 active.config_hash if active else None,
                 self.options.nlu_epochs or settings.training.nlu_epochs,
                 self._reporter(task),
@@ -189,11 +213,12 @@ class Retrain:
         examples = test_examples(data.test)
         task = self._task(f"NLU {candidate.version}: evaluating on {len(examples)} held-out examples", total=None)
         with self.times.stage("nlu_evaluate"):
-            _, standin_url = await asyncio.to_thread(start_standin, settings, self.supervisor, trained.path)
-            new = await predict(standin_url, settings, examples)
+            async with trainer.evaluating(trained.path) as backend:
+                new = await predict(backend, examples)
             old: list[Prediction] | None = None
             if active is not None:
-                old = await self._predict_active(active, examples)
+                async with trainer.evaluating(None) as backend:  # the served model
+                    old = await predict(backend, examples)
         self._finish(task)
         new_metrics = evaluate(new, settings.router)
         old_metrics = evaluate(old, settings.router) if old is not None else {}
@@ -217,27 +242,21 @@ class Retrain:
         if trained.note:
             reason += f"; {trained.note}"
         outcome = await self._conclude(
-            candidate, promote, metrics, reason, "hot-swapping into Rasa",
-            lambda current: publish_nlu(settings, self.store, current, console, standin_url=standin_url),
+            candidate, promote, metrics, reason, "hot-swapping into the NLU server",
+            lambda current: publish(settings, self.store, trainer, ModelKind.NLU, current),
         )  # fmt: skip
-        await asyncio.to_thread(self.supervisor.stop_all)
+        await trainer.aclose()  # the candidate's stand-in server, kept until now for the swap
         self.sections.append(_nlu_section(outcome, rows, active.version if active else None))
         return outcome
-
-    async def _predict_active(self, active: registry.ModelRecord, examples: list[tuple[str, str]]) -> list[Prediction]:
-        """The active model's answers: from the main Rasa server when it runs, else from a stand-in."""
-        if await rasa_is_up(self.settings):
-            return await predict(self.settings.rasa.url, self.settings, examples)
-        assert active.path
-        _, url = await asyncio.to_thread(start_standin, self.settings, self.supervisor, Path(active.path))
-        return await predict(url, self.settings, examples)
 
     # ---------------------------------------------------------------- LLM
 
     async def _llm(self, data: SFTExport, work: Path, report_dir: Path) -> Outcome:
         settings = self.settings
-        active = await self.store.transaction(lambda conn: registry.active(conn, "llm"))
-        candidate = await self._register("llm", parent=active.version if active else None, data_hash=data.data_hash)
+        active = await self.store.transaction(lambda conn: registry.active(conn, ModelKind.LLM))
+        candidate = await self._register(
+            ModelKind.LLM, parent=active.version if active else None, data_hash=data.data_hash
+        )
         out = settings.adapters_dir / candidate.version
         await self.store.transaction(lambda conn: registry.update_version(conn, candidate.version, path=str(out)))
         task = self._task(f"LLM {candidate.version}: LoRA fine-tuning")
@@ -253,9 +272,9 @@ class Retrain:
                 self._reporter(task),
             )
         self._finish(task)
-        metrics = result["metrics"]
-        report.loss_png(result["curve"], report_dir / "llm_loss.png")
-        (work / "llm_curve.json").write_text(json.dumps(result["curve"]))
+        metrics = result.metrics
+        report.loss_png(result.curve, report_dir / "llm_loss.png")
+        (work / "llm_curve.json").write_text(json.dumps(result.curve))
         reference = "active" if active else "base"
         to_beat = metrics[f"{reference}_loss"] - settings.training.llm_min_improvement
         promote = metrics["candidate_loss"] < to_beat
@@ -265,16 +284,16 @@ class Retrain:
         )
         outcome = await self._conclude(
             candidate, promote, metrics, reason, "loading into vLLM and switching",
-            lambda current: publish_llm(settings, self.store, current),
+            lambda current: publish(settings, self.store, self.llm_server, ModelKind.LLM, current),
         )  # fmt: skip
         self.sections.append(_llm_section(outcome, active.version if active else None))
         return outcome
 
     # ---------------------------------------------------------------- helpers
 
-    async def _plan(self, kind: str, nlu_data: NLUExport, sft_data: SFTExport) -> str:
+    async def _plan(self, kind: ModelKind, nlu_data: NLUExport, sft_data: SFTExport) -> str:
         active = await self.store.transaction(lambda conn: registry.active(conn, kind))
-        if kind == "nlu":
+        if kind == ModelKind.NLU:
             return (
                 f"would train on {nlu_data.counts['train_examples']} examples "
                 f"({nlu_data.counts['human_labels']} labels) and compare with "
@@ -306,20 +325,20 @@ class Retrain:
         """Reject the candidate, or promote it: candidate status, then publish (which makes it active)."""
         if not promote:
             await self._set_status(candidate.version, registry.REJECTED, metrics, error=reason)
-            return Outcome(candidate.kind, "rejected", candidate.version, reason, metrics)
+            return Outcome(candidate.kind, OutcomeStatus.REJECTED, candidate.version, reason, metrics)
         await self._set_status(candidate.version, registry.CANDIDATE, metrics)
         task = self._task(f"{candidate.kind.upper()} {candidate.version}: {doing}", total=None)
         with self.times.stage(f"{candidate.kind}_publish"):
             await publish(await self.store.transaction(lambda conn: registry.get(conn, candidate.version)))
         self._finish(task)
-        return Outcome(candidate.kind, "promoted", candidate.version, reason, metrics)
+        return Outcome(candidate.kind, OutcomeStatus.PROMOTED, candidate.version, reason, metrics)
 
     async def _set_status(self, version: str, status: str, metrics: dict[str, Any], error: str | None = None) -> None:
         await self.store.transaction(
             lambda conn: registry.update_version(conn, version, status=status, metrics=metrics, error=error)
         )
 
-    async def _register(self, kind: str, **fields: Any) -> registry.ModelRecord:
+    async def _register(self, kind: ModelKind, **fields: Any) -> registry.ModelRecord:
         record = await self.store.transaction(lambda conn: registry.register(conn, kind, **fields))
         self.candidates.append(record.version)
         return record
@@ -333,11 +352,11 @@ class Retrain:
         for version in self.candidates:
             if registry.get(conn, version).status in (registry.TRAINING, registry.CANDIDATE):
                 registry.update_version(conn, version, status=registry.FAILED, error=error[:2000])
-        _end_run(conn, run_id, "failed", {"error": error[:2000]}, None)
+        _end_run(conn, run_id, RunStatus.FAILED, {"error": error[:2000]}, None)
 
     def _start_run(self, conn: Connection) -> int:
         options = {k: v for k, v in self.options.__dict__.items()}
-        result = conn.execute(insert(runs).values(options=options, status="running", started_at=utcnow()))
+        result = conn.execute(insert(runs).values(options=options, status=RunStatus.RUNNING, started_at=utcnow()))
         return int(result.inserted_primary_key[0])
 
     def _task(self, description: str, total: float | None = 100) -> TaskID:
@@ -393,6 +412,13 @@ class Retrain:
 # ---------------------------------------------------------------- small pieces
 
 
+def _cannot_serve_adapters(settings: Settings) -> str:
+    return (
+        f"the LLM backend (llm.server: {settings.llm.server}, at {settings.vllm.url}) serves one fixed model and "
+        "cannot serve LoRA adapters, so no adapter is trained for it; the served models are unchanged"
+    )
+
+
 def _enough_nlu(data: NLUExport) -> tuple[bool, str]:
     if data.counts["human_labels"] + data.counts["auto_labels"] == 0:
         return False, (
@@ -403,11 +429,13 @@ def _enough_nlu(data: NLUExport) -> tuple[bool, str]:
 
 
 def _last_run_start(conn: Connection) -> datetime | None:
-    query = select(runs.c.started_at).where(runs.c.status == "finished").order_by(runs.c.id.desc()).limit(1)
+    query = select(runs.c.started_at).where(runs.c.status == RunStatus.FINISHED).order_by(runs.c.id.desc()).limit(1)
     return conn.scalar(query)
 
 
-def _end_run(conn: Connection, run_id: int, status: str, summary: dict[str, Any], report_path: str | None) -> None:
+def _end_run(
+    conn: Connection, run_id: int, status: RunStatus, summary: dict[str, Any], report_path: str | None
+) -> None:
     conn.execute(
         update(runs)
         .where(runs.c.id == run_id)

@@ -6,16 +6,19 @@ Tables are in ``tables``; the turn's hot path in ``Store``; the rest are plain f
 ``Store.transaction``.
 """
 
+from assistant.contracts import DuplicateMessage
 from assistant.store import feedback, locks, outbox, registry, runtime
-from assistant.store.store import AlreadyAnswered, DuplicateMessage, Store, Turn
+from assistant.store.store import AlreadyAnswered, ReplyRecord, Store, Turn, Understanding
 from assistant.store.tables import Base
 
 __all__ = [
     "AlreadyAnswered",
     "Base",
     "DuplicateMessage",
+    "ReplyRecord",
     "Store",
     "Turn",
+    "Understanding",
     "feedback",
     "locks",
     "outbox",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from assistant.contracts import AssistantError, HistoryItem, MessageNotFound, WrongMessageKind
 from assistant.store.tables import Conversation, Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
@@ -16,17 +17,16 @@ conversations = Conversation.__table__
 INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
-class MessageNotFound(LookupError):
-    pass
+__all__ = ["BadIntentName", "MessageNotFound", "WrongMessageKind"]
 
 
-class WrongMessageKind(ValueError):
+class BadIntentName(AssistantError, ValueError):
     pass
 
 
 def check_intent_name(name: str) -> None:
     if not INTENT_NAME.match(name):
-        raise ValueError(f"{name!r} is not an intent name: use 1-128 letters, digits, '_', '-' or '.'")
+        raise BadIntentName(f"{name!r} is not an intent name: use 1-128 letters, digits, '_', '-' or '.'")
 
 
 def _role(conn: Connection, message_id: int) -> str:
@@ -88,7 +88,7 @@ def check_owner(conn: Connection, message_id: int, channel: str, sender_id: str)
         raise MessageNotFound(f"there is no message {message_id} in this conversation")
 
 
-def conversation_messages(conn: Connection, channel: str, sender_id: str, limit: int) -> list[dict[str, Any]]:
+def conversation_messages(conn: Connection, channel: str, sender_id: str, limit: int) -> list[HistoryItem]:
     """The last ``limit`` messages of a conversation, oldest first, each bot reply with its latest rating."""
     latest = (
         select(feedback.c.message_id, func.max(feedback.c.id).label("feedback_id"))
@@ -106,14 +106,4 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
         .order_by(messages.c.id.desc())
         .limit(limit)
     ).all()
-    return [
-        {
-            "id": r.id,
-            "role": r.role,
-            "text": r.text,
-            "route": r.route,
-            "rating": r.rating,
-            "at": r.created_at.isoformat(),
-        }
-        for r in reversed(rows)
-    ]
+    return [HistoryItem(r.id, r.role, r.text, r.route, r.rating, r.created_at.isoformat()) for r in reversed(rows)]

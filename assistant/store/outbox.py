@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
+from assistant.contracts import Outgoing
 from assistant.store.tables import Conversation, Message, Outbox, utcnow
 
 outbox, messages, conversations = Outbox.__table__, Message.__table__, Conversation.__table__
@@ -24,18 +25,10 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 @dataclass(frozen=True)
 class Pending:
-    """One claimed delivery: the reply, and what the user message said about where it came from."""
+    """One claimed delivery: its outbox row and the reply as the channel gets it."""
 
     id: int
-    key: str
-    channel: str
-    sender: str
-    text: str
-    message_id: int
-    reply_to: int
-    metadata: dict[str, Any]
-    attempt: int
-    state: dict[str, Any]
+    reply: Outgoing
 
 
 @dataclass(frozen=True)
@@ -108,8 +101,13 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
         .where(outbox.c.id.in_(claimed))
         .order_by(outbox.c.id)
     ).all()
-    # columns are labelled as Pending's fields
-    return [Pending(**{**row._mapping, "metadata": row.metadata or {}}) for row in rows]
+    # columns are labelled as Outgoing's fields
+    pending = []
+    for row in rows:
+        fields = {**row._mapping, "metadata": row.metadata or {}}
+        row_id = fields.pop("id")
+        pending.append(Pending(row_id, Outgoing(**fields)))
+    return pending
 
 
 def delivered(conn: Connection, row_id: int) -> None:

@@ -11,29 +11,31 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from assistant.contracts import AssistantError, ModelKind, ModelStatus
 from assistant.store.tables import ModelVersion, utcnow
 
-KINDS = ("nlu", "llm")
+KINDS = tuple(ModelKind)
 TRAINING, CANDIDATE, ACTIVE, REJECTED, RETIRED, FAILED = (
-    "training", "candidate", "active", "rejected", "retired", "failed"
+    ModelStatus.TRAINING, ModelStatus.CANDIDATE, ModelStatus.ACTIVE, ModelStatus.REJECTED, ModelStatus.RETIRED,
+    ModelStatus.FAILED,
 )  # fmt: skip
 versions = ModelVersion.__table__
 
 
-class UnknownVersion(LookupError):
+class UnknownVersion(AssistantError, LookupError):
     pass
 
 
 @dataclass(frozen=True)
 class ModelRecord:
-    kind: str
+    kind: ModelKind
     version: str
     parent: str | None
     path: str | None
     data_hash: str | None
     config_hash: str | None
     metrics: dict[str, Any] | None
-    status: str
+    status: ModelStatus
     report: str | None
     error: str | None
     created_at: datetime
@@ -42,7 +44,8 @@ class ModelRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> ModelRecord:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+        values = {name: getattr(row, name) for name in cls.__dataclass_fields__}
+        return cls(**{**values, "kind": ModelKind(values["kind"]), "status": ModelStatus(values["status"])})
 
 
 def _select() -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from assistant.store.tables import RuntimeSetting, utcnow
 
 runtime = RuntimeSetting.__table__
-NLU_URL = "nlu.url"  # {"url": ...}: parse with this Rasa server instead of the configured one
+NLU_ENDPOINT = "nlu.url"  # {"url": ...}: parse with this NLU server instead of the configured one
 
 
 def read_all(conn: Connection) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from assistant.contracts import Accepted, AssistantError, ChatMessage, DuplicateMessage, IntentScore, Reason, Route
 from assistant.store import outbox
 from assistant.store.tables import Conversation, Message, utcnow
 
@@ -46,21 +47,49 @@ SELECT_HISTORY = (
 )
 
 
-class DuplicateMessage(Exception):
-    """A channel delivered a message again (a Slack retry, a repeated Telegram update): it was stored once."""
-
-
-class AlreadyAnswered(Exception):
+class AlreadyAnswered(AssistantError):
     """The user message has a reply already (a recovered turn raced the original one): this one is dropped."""
 
 
-@dataclass(frozen=True)
-class Turn:
-    """The stored user message a reply is being made for."""
+Turn = Accepted  # the stored user message a reply is being made for
 
-    conversation_id: int
-    message_id: int
-    slots: dict[str, Any]  # what the conversation remembered before this message
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the NLU and the router made of a user message (stored on its row)."""
+
+    route: Route
+    reason: Reason
+    intent: str | None = None
+    confidence: float | None = None
+    ranking: list[IntentScore] | None = None
+    entities: list[dict[str, Any]] | None = None
+    nlu_model: str | None = None
+    error: str | None = None  # why the NLU could not be asked
+
+    def row(self) -> dict[str, Any]:
+        ranking = [{"name": s.name, "confidence": s.confidence} for s in self.ranking] if self.ranking else None
+        return {**self.__dict__, "ranking": ranking}
+
+
+@dataclass(frozen=True)
+class ReplyRecord:
+    """How a bot reply was made (stored on its row). ``answered_by``: the response template, action or LLM
+    model (base or adapter) that wrote it."""
+
+    text: str
+    route: Route
+    reason: Reason
+    answered_by: str | None = None
+    prompt: list[ChatMessage] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        prompt = [{"role": m.role, "content": m.content} for m in self.prompt] if self.prompt is not None else None
+        return {**self.__dict__, "prompt": prompt}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -96,7 +125,6 @@ def make_sqlite_engine(url: str) -> Engine:
 
 class Store:
     def __init__(self, url: str) -> None:
-        self.url = url
         # One engine, never both: SQLite is used synchronously (see the module docstring), the rest async.
         self._sqlite = make_sqlite_engine(url) if url.startswith("sqlite") else None
         self._async = None if self._sqlite is not None else make_engine(url)
@@ -178,8 +206,8 @@ class Store:
     async def finish_turn(
         self,
         turn: Turn,
-        analysis: dict[str, Any],
-        reply: dict[str, Any],
+        understanding: Understanding,
+        reply: ReplyRecord,
         slots: dict[str, Any] | None,
         deliver_via: str | None = None,
     ) -> int:
@@ -189,9 +217,9 @@ class Store:
         the same transaction, so a stored reply is always delivered."""
 
         def work(conn: Connection) -> int:
-            conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **analysis})
+            conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **understanding.row()})
             row = {"conversation_id": turn.conversation_id, "role": "bot", "reply_to_id": turn.message_id}
-            result = conn.execute(INSERT_MESSAGE, {**row, "created_at": utcnow(), **reply})
+            result = conn.execute(INSERT_MESSAGE, {**row, "created_at": utcnow(), **reply.row()})
             message_id = int(result.inserted_primary_key[0])
             if slots is not None:
                 conn.execute(

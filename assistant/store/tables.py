@@ -68,7 +68,8 @@ class Message(Base):
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
     # bot rows: how the reply was made
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), default=None)
-    llm_model: Mapped[str | None] = mapped_column(String(255), default=None)
+    # the response template (utter_*), the action (action_*) or the LLM model/adapter that wrote the reply
+    answered_by: Mapped[str | None] = mapped_column(String(255), default=None)
     prompt: Mapped[list[Any] | None] = mapped_column(default=None)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)

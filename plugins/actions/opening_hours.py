@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.config import Settings
-from assistant.protocols import ActionContext, ActionResult
+from assistant.contracts import ActionContext, ActionResult
 
 HOURS = {
     "monday": "9:00-18:00",

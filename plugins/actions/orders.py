@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from assistant.config import Settings
-from assistant.protocols import ActionContext, ActionResult
+from assistant.contracts import ActionContext, ActionResult
 
 STATUSES = (
     "is being packed in our warehouse",

@@ -23,19 +23,15 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, SecretStr
 
-from assistant.app import get_pipeline
 from assistant.config import Settings
-from assistant.pipeline import IncomingMessage, TurnPipeline
-from assistant.protocols import DeliveryFailed
-from assistant.store import DuplicateMessage
-from assistant.store.outbox import Pending
+from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
+from plugins.channels.out_of_band import accept_and_answer_later, retry_after_s
 from plugins.channels.rest import RestMessage, check_length
 
-Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
 SIGNATURE_HEADER = "X-Assistant-Signature"
 TIMESTAMP_HEADER = "X-Assistant-Timestamp"
 
@@ -73,7 +69,7 @@ class CallbackChannel:
         self.max_chars = settings.max_message_chars
         self.http = httpx.AsyncClient(timeout=self.options.timeout_s)
 
-    def router(self) -> APIRouter:
+    def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/callback", tags=["callback"])
 
         @router.get("/")
@@ -81,20 +77,18 @@ class CallbackChannel:
             return {"status": "ok"}
 
         @router.post("/webhook")
-        async def webhook(body: CallbackMessage, pipeline: Pipeline) -> dict[str, Any]:
+        async def webhook(body: CallbackMessage) -> dict[str, Any]:
             check_length(body.message, self.max_chars)
             external_id = f"callback:{body.sender}:{body.message_id}" if body.message_id else None
             message = IncomingMessage(self.name, body.sender, body.message, body.metadata, external_id)
-            try:
-                turn = await pipeline.accept(message)
-            except DuplicateMessage:
+            accepted = await accept_and_answer_later(turns, message)
+            if accepted is None:
                 return {"status": "duplicate"}
-            pipeline.answer_later(message, turn)
-            return {"status": "success", "message_id": turn.message_id}
+            return {"status": "success", "message_id": accepted.message_id}
 
         return router
 
-    async def deliver(self, reply: Pending) -> None:
+    async def deliver(self, reply: Outgoing) -> None:
         body = json.dumps(
             {
                 "recipient_id": reply.sender,
@@ -116,10 +110,9 @@ class CallbackChannel:
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{self.options.url}: {exc!r}") from exc
         if not response.is_success:
-            retry_after = response.headers.get("Retry-After", "")
             raise DeliveryFailed(
                 f"{self.options.url} answered {response.status_code}",
-                retry_after=float(retry_after) if retry_after.isdigit() else None,
+                retry_after=retry_after_s(response.headers.get("Retry-After")),
             )
 
     async def aclose(self) -> None:

@@ -8,11 +8,12 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from assistant.config import Settings
+from assistant.contracts import AssistantError
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ChannelConfigError(ValueError):
+class ChannelConfigError(AssistantError, ValueError):
     pass
 
 

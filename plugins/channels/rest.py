@@ -13,15 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
-from assistant.app import get_pipeline
 from assistant.config import Settings
-from assistant.pipeline import BotReply, IncomingMessage, TurnPipeline
-
-Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
+from assistant.contracts import BotReply, IncomingMessage, Turns
 
 
 class RestMessage(BaseModel):
@@ -51,12 +48,12 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def stream_turn(pipeline: TurnPipeline, message: IncomingMessage) -> StreamingResponse:
+def stream_turn(turns: Turns, message: IncomingMessage) -> StreamingResponse:
     """One turn as Server-Sent Events: ``token`` events while the LLM writes, the stored reply as one
     ``message`` event, then ``done`` (shared by the REST and web channels)."""
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in pipeline.run(message):
+        async for event in turns.run(message):
             if isinstance(event, BotReply):
                 yield _sse("message", {"recipient_id": message.sender, **asdict(event)})
             else:
@@ -83,7 +80,7 @@ class RestChannel:
         check_length(body.message, self.max_chars)
         return IncomingMessage(self.name, body.sender, body.message, body.metadata)
 
-    def router(self) -> APIRouter:
+    def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/rest", tags=["rest"])
 
         @router.get("/")
@@ -91,13 +88,13 @@ class RestChannel:
             return {"status": "ok"}
 
         @router.post("/webhook", response_model=list[BotMessage])
-        async def webhook(body: RestMessage, pipeline: Pipeline) -> JSONResponse:
-            reply = await pipeline.respond(self._accept(body))
+        async def webhook(body: RestMessage) -> JSONResponse:
+            reply = await turns.respond(self._accept(body))
             # A Response passes through as is: no second validation of what we just built (hot path).
             return JSONResponse([{"recipient_id": body.sender, "text": reply.text}])
 
         @router.post("/stream", response_class=StreamingResponse)
-        async def stream(body: RestMessage, pipeline: Pipeline) -> StreamingResponse:
-            return stream_turn(pipeline, self._accept(body))
+        async def stream(body: RestMessage) -> StreamingResponse:
+            return stream_turn(turns, self._accept(body))
 
         return router

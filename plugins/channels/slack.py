@@ -16,24 +16,20 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from assistant.app import get_pipeline
 from assistant.config import Settings
-from assistant.pipeline import IncomingMessage, TurnPipeline
-from assistant.protocols import DeliveryFailed
-from assistant.store import DuplicateMessage
-from assistant.store.outbox import Pending
+from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
+from plugins.channels.out_of_band import accept_and_answer_later, retry_after_s
 
 log = logging.getLogger(__name__)
-Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
 MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
 # chat.postMessage errors that no retry can fix
 PERMANENT_ERRORS = {
@@ -71,11 +67,11 @@ class SlackChannel:
         except ValueError:  # a timestamp that is not a number
             return False
 
-    def router(self) -> APIRouter:
+    def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/slack", tags=["slack"])
 
         @router.post("/webhook")
-        async def events(request: Request, pipeline: Pipeline) -> dict[str, Any]:
+        async def events(request: Request) -> dict[str, Any]:
             body = await request.body()
             if not self._signed(body, request):
                 raise HTTPException(401, "invalid or expired Slack signature")
@@ -90,11 +86,8 @@ class SlackChannel:
             message = self._message(payload)
             if message is None:
                 return {"ok": True, "ignored": "not a message for the bot"}
-            try:
-                turn = await pipeline.accept(message)
-            except DuplicateMessage:
+            if await accept_and_answer_later(turns, message) is None:
                 return {"ok": True, "duplicate": True}
-            pipeline.answer_later(message, turn)
             return {"ok": True}
 
         return router
@@ -125,7 +118,7 @@ class SlackChannel:
         external_id = f"slack:{payload.get('event_id')}" if payload.get("event_id") else None
         return IncomingMessage(self.name, sender, text, {"slack": where}, external_id)
 
-    async def deliver(self, reply: Pending) -> None:
+    async def deliver(self, reply: Outgoing) -> None:
         where = reply.metadata.get("slack") or {}
         try:
             await self.client.chat_postMessage(
@@ -139,7 +132,7 @@ class SlackChannel:
             retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
             raise DeliveryFailed(
                 f"chat.postMessage: {error or exc}",
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                retry_after=retry_after_s(retry_after),
                 permanent=error in PERMANENT_ERRORS,
             ) from exc
 

@@ -19,23 +19,19 @@ import json
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from telegram import Bot, Update
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
-from assistant.app import get_pipeline
 from assistant.config import Settings
-from assistant.pipeline import IncomingMessage, TurnPipeline
-from assistant.protocols import DeliveryFailed
-from assistant.store import DuplicateMessage
-from assistant.store.outbox import Pending
+from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
+from plugins.channels.out_of_band import accept_and_answer_later
 
-Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TYPING_EVERY_S = 4.0  # Telegram shows the action for 5 seconds
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
@@ -78,11 +74,11 @@ class TelegramChannel:
         self.bot = Bot(self.options.token.get_secret_value(), base_url=self.options.api_url)
         self.max_chars = settings.max_message_chars
 
-    def router(self) -> APIRouter:
+    def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/telegram", tags=["telegram"])
 
         @router.post("/webhook")
-        async def webhook(request: Request, pipeline: Pipeline) -> dict[str, Any]:
+        async def webhook(request: Request) -> dict[str, Any]:
             given = request.headers.get(SECRET_HEADER, "")
             if not secrets.compare_digest(given.encode(), self.options.secret_token.get_secret_value().encode()):
                 raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
@@ -93,12 +89,9 @@ class TelegramChannel:
             message = self._message(update)
             if message is None:
                 return {"ok": True, "ignored": True}
-            try:
-                turn = await pipeline.accept(message)
-            except DuplicateMessage:
-                return {"ok": True, "duplicate": True}
             chat_id = update.effective_chat.id if update.effective_chat else 0
-            pipeline.answer_later(message, turn, lambda: self._typing(chat_id))
+            if await accept_and_answer_later(turns, message, lambda: self._typing(chat_id)) is None:
+                return {"ok": True, "duplicate": True}
             return {"ok": True}
 
         return router
@@ -129,7 +122,7 @@ class TelegramChannel:
         finally:
             task.cancel()
 
-    async def deliver(self, reply: Pending) -> None:
+    async def deliver(self, reply: Outgoing) -> None:
         chat_id = (reply.metadata.get("telegram") or {})["chat_id"]
         parts = split_text(reply.text)
         sent = int(reply.state.get("parts_sent", 0))

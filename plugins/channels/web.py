@@ -15,23 +15,21 @@ history and feedback, so the endpoints below only ever touch that conversation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from assistant.api import run_on_messages
-from assistant.app import get_pipeline
+from assistant.api import FeedbackIn
 from assistant.config import Settings
-from assistant.pipeline import IncomingMessage, TurnPipeline
-from assistant.store import feedback
+from assistant.contracts import HistoryItem, IncomingMessage, Turns
 from plugins.channels.options import channel_options
 from plugins.channels.rest import check_length, stream_turn
 
-Pipeline = Annotated[TurnPipeline, Depends(get_pipeline)]
 STATIC = Path(__file__).resolve().parent / "web_static"
-SenderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,128}$", description="the widget's conversation id")]
+SENDER_ID = r"^[A-Za-z0-9_-]{16,128}$"  # a random 128-bit value made in the browser, base64url or hex
+SenderId = Annotated[str, Field(pattern=SENDER_ID, description="the widget's conversation id")]
 
 
 class WebOptions(BaseModel):
@@ -45,11 +43,9 @@ class WebMessage(BaseModel):
     message: Annotated[str, Field(min_length=1)]
 
 
-class WebFeedback(BaseModel):
+class WebFeedback(FeedbackIn):
     sender: SenderId
     message_id: int
-    rating: Literal["up", "down"] | None = None
-    correction: Annotated[str | None, Field(min_length=1, max_length=8192)] = None
 
 
 class WebChannel:
@@ -59,7 +55,7 @@ class WebChannel:
         self.options = channel_options(settings, self.name, WebOptions)
         self.max_chars = settings.max_message_chars
 
-    def router(self) -> APIRouter:
+    def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(tags=["web"])
 
         @router.get("/chat", response_class=HTMLResponse)
@@ -76,31 +72,19 @@ class WebChannel:
             return FileResponse(STATIC / "widget.css", media_type="text/css")
 
         @router.post("/webhooks/web/stream", response_class=StreamingResponse)
-        async def stream(body: WebMessage, pipeline: Pipeline) -> StreamingResponse:
+        async def stream(body: WebMessage) -> StreamingResponse:
             if not body.message.strip():
                 raise HTTPException(422, "message must not be empty")
             check_length(body.message, self.max_chars)
-            return stream_turn(pipeline, IncomingMessage(self.name, body.sender, body.message))
+            return stream_turn(turns, IncomingMessage(self.name, body.sender, body.message))
 
         @router.get("/webhooks/web/history")
-        async def history(
-            sender: Annotated[str, Query(pattern=r"^[A-Za-z0-9_-]{16,128}$")], pipeline: Pipeline
-        ) -> list[dict[str, Any]]:
-            limit = self.options.history_limit
-            return await pipeline.store.transaction(
-                lambda conn: feedback.conversation_messages(conn, self.name, sender, limit)
-            )
+        async def history(sender: Annotated[str, Query(pattern=SENDER_ID)]) -> list[HistoryItem]:
+            return await turns.history(self.name, sender, self.options.history_limit)
 
         @router.post("/webhooks/web/feedback", status_code=201)
-        async def give_feedback(body: WebFeedback, pipeline: Pipeline) -> dict[str, Any]:
-            if body.rating is None and body.correction is None:
-                raise HTTPException(422, "give a rating ('up' or 'down'), a correction, or both")
-
-            def work(conn: Any) -> int:
-                feedback.check_owner(conn, body.message_id, self.name, body.sender)
-                return feedback.add_feedback(conn, body.message_id, body.rating, body.correction)
-
-            feedback_id = await run_on_messages(pipeline.store, work)
+        async def give_feedback(body: WebFeedback) -> dict[str, Any]:
+            feedback_id = await turns.rate(body.message_id, body.rating, body.correction, (self.name, body.sender))
             return {"id": feedback_id, "message_id": body.message_id, "rating": body.rating}
 
         return router

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 
 from assistant.config import Settings
-from assistant.protocols import BackendUnavailable, ChatMessage, Health, Usage
+from assistant.contracts import BackendUnavailable, ChatMessage, Health, ServingState, Usage
 
 _LC_TYPES: dict[str, type[BaseMessage]] = {
     "system": SystemMessage,
@@ -23,7 +23,7 @@ _LC_TYPES: dict[str, type[BaseMessage]] = {
 
 
 class OpenAIChatLLM:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, serving: ServingState | None = None) -> None:
         self.settings = settings
         self.base_url = settings.vllm.url.rstrip("/") + "/v1"
         timeout = httpx.Timeout(settings.llm.timeout_s, connect=2.0)

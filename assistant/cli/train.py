@@ -1,0 +1,51 @@
+"""`assistant train nlu`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from assistant.cli.context import Context, command
+from assistant.cli.terminal import console
+from assistant.store import Store
+
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+@command(train_app, "nlu")
+def train_nlu(
+    force: Annotated[bool, typer.Option(help="train even if this bot is already trained")] = True,
+) -> None:
+    """Train the bot's NLU model (real `rasa train nlu`) and serve it (hot-swapped if the NLU server runs)."""
+    from training.publish import adopt_nlu_model, nlu_trainer
+
+    context = Context()
+    settings = context.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    trainer = nlu_trainer(settings)
+    started = time.monotonic()
+    with Progress(
+        TextColumn(f"training the NLU model ({settings.bot_dir.name})"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("train", total=None)
+        path, data_hash, config_hash = trainer.bot_model(
+            force, lambda done, total, stage: progress.update(task, completed=done, total=total, description=stage)
+        )
+    console.print(f"[green]✔[/] trained {path.name} in {time.monotonic() - started:.0f} s")
+
+    async def adopt(store: Store) -> str:
+        try:
+            return await adopt_nlu_model(settings, store, trainer, path, data_hash, config_hash)
+        finally:
+            await trainer.aclose()  # a stand-in started for the swap
+
+    version = context.run(adopt)
+    console.print(f"model: {path} ({version}, active)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")

@@ -1,0 +1,288 @@
+"""`assistant retrain` end to end on the real stack: label messages the NLU model gets wrong, correct LLM
+replies with a distinctive persona, retrain, and find both new models live (real Rasa fine-tuning, real
+peft LoRA training, real vLLM adapter loading) while requests keep flowing; then roll back, kill a
+retrain midway, and run two at once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import REPO, Stack
+
+pytestmark = pytest.mark.database  # runs in the Postgres pass too
+
+SHARED = REPO.parent / "shared" / "data" / "personality_chat"
+WALLET = "loyalty_points"
+LABELLED = [
+    "how many stars are in my wallet",
+    "show my wallet stars",
+    "do I have wallet stars",
+    "stars in my wallet please",
+    "count my wallet stars",
+    "what is my star count in the wallet",
+]
+PARAPHRASES = ["tell me my wallet star total", "wallet star count please"]  # never trained on
+CORRECTIONS = 14
+
+
+def parse(stack: Stack, text: str) -> tuple[str, float]:
+    data = stack.http.post(f"{stack.rasa_url}/model/parse", json={"text": text}).json()
+    return data["intent"]["name"], data["intent"]["confidence"]
+
+
+def rasa_model(stack: Stack) -> str:
+    return Path(stack.http.get(f"{stack.rasa_url}/status").json()["model_file"]).name
+
+
+def registry(stack: Stack) -> dict[str, str]:
+    return {r["version"]: r["status"] for r in stack.rows("SELECT version, status FROM model_versions")}
+
+
+def cli(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args], env=stack.env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def persona_pairs() -> list[tuple[str, str]]:
+    with (SHARED / "Queries_Responses_Humorous_QnAMaker.tsv").open() as tsv:
+        rows = list(csv.reader(tsv, delimiter="\t"))[1:]
+    return [(q.strip(), a.strip()) for q, a, *_ in rows[::5] if q.strip() and a.strip()]
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: Stack) -> dict[str, Any]:
+    """Labels on messages the demo model gets wrong, and persona corrections on LLM replies."""
+    wrong_before = [t for t in LABELLED + PARAPHRASES if parse(stack, t)[0] != WALLET or parse(stack, t)[1] < 0.5]
+    sender = f"wallet-{uuid.uuid4().hex[:6]}"
+    for text in LABELLED:
+        message = stack.stream(sender, text)
+        response = stack.admin(f"/messages/{message['user_message_id']}/label", {"intent": WALLET})
+        assert response.status_code == 201, response.text
+    corrected = []
+    for question, answer in persona_pairs():
+        message = stack.stream(f"persona-{uuid.uuid4().hex[:6]}", question)
+        if message["route"] != "llm":
+            continue
+        response = stack.admin(f"/messages/{message['message_id']}/feedback", {"rating": "down", "correction": answer})
+        assert response.status_code == 201, response.text
+        corrected.append((question, answer))
+        if len(corrected) == CORRECTIONS:
+            break
+    assert len(corrected) == CORRECTIONS, "not enough LLM-routed persona questions"
+    return {"wrong_before": wrong_before, "model_before": rasa_model(stack)}
+
+
+class Traffic:
+    """Keeps sending intent and LLM turns from another thread; records what came back."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.results: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=120) as http:
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                sender = f"traffic-{n}-{uuid.uuid4().hex[:4]}"
+                # mostly intent turns; LLM turns now and then (on 2 cores they would starve the training)
+                text = "tell me something funny" if n % 20 == 0 else "what are your opening hours"
+                try:
+                    response = http.post(
+                        f"{self.stack.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+                    )
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    status = repr(exc)
+                self.results.append({"sender": sender, "text": text, "status": status})
+                time.sleep(0.25)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=180)
+
+
+@pytest.fixture(scope="module")
+def retrained(stack: Stack, seeded: dict[str, Any]) -> dict[str, Any]:
+    with Traffic(stack) as traffic:
+        result = cli(stack, "retrain", "--llm-epochs", "3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"result": result, "traffic": traffic.results, **seeded}
+
+
+def test_the_demo_model_gets_the_labelled_messages_wrong(seeded: dict[str, Any]) -> None:
+    assert len(seeded["wrong_before"]) >= 5, seeded["wrong_before"]
+
+
+def test_new_nlu_model_is_live_in_rasa_and_learned_the_labels(stack: Stack, retrained: dict[str, Any]) -> None:
+    assert "NLU: promoted nlu-0002" in retrained["result"].stdout
+    assert rasa_model(stack) == "nlu-0002.tar.gz" != retrained["model_before"]
+    for text in LABELLED + PARAPHRASES:
+        intent, confidence = parse(stack, text)
+        assert intent == WALLET and confidence >= 0.5, (text, intent, confidence)
+    # and the assistant routes a paraphrase it never saw to the intent's templated reply
+    sender = f"after-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, PARAPHRASES[0])
+    user, bot = stack.turn(sender)
+    assert (user["intent"], bot["route"], bot["answered_by"]) == (WALLET, "intent", f"utter_{WALLET}")
+    assert registry(stack)["nlu-0002"] == "active" and registry(stack)["nlu-0001"] == "retired"
+
+
+def test_new_adapter_lowers_held_out_loss_and_answers(stack: Stack, retrained: dict[str, Any]) -> None:
+    assert "LLM: promoted llm-0001" in retrained["result"].stdout
+    (metrics,) = stack.rows("SELECT metrics FROM model_versions WHERE version = 'llm-0001'")
+    losses = json.loads(metrics["metrics"])
+    assert losses["candidate_loss"] < losses["base_loss"]
+    served = [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]]
+    assert "llm-0001" in served
+    assert stack.status()["llm"]["active_model"] == "llm-0001"
+    sender = f"adapter-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "tell me a joke")
+    _, bot = stack.turn(sender)
+    assert (bot["route"], bot["answered_by"], bot["error"]) == ("llm", "llm-0001", None)
+    assert bot["text"] and bot["completion_tokens"] > 0
+
+
+def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str, Any]) -> None:
+    (report,) = stack.data_dir.glob("reports/retrain-*/report.md")
+    text = report.read_text()
+    assert "promoted nlu-0002" in text and "promoted llm-0001" in text
+    assert "| in_scope_accuracy |" in text and "| held-out loss |" in text
+    for png in ("nlu_confusion.png", "nlu_metrics.png", "llm_loss.png"):
+        assert f"]({png})" in text
+        assert (report.parent / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[str, Any]) -> None:
+    traffic = retrained["traffic"]
+    assert len(traffic) > 50
+    assert [t for t in traffic if t["status"] != 200] == []
+    rows = stack.rows(
+        "SELECT c.sender_id, m.reason, m.error FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+        "WHERE c.sender_id LIKE 'traffic-%' AND m.role = 'bot'"
+    )
+    assert len(rows) == len(traffic)
+    assert [r for r in rows if r["reason"] == "nlu_unavailable"] == []  # Rasa answered all along
+    assert [r for r in rows if r["error"] and ("404" in r["error"] or "NotFound" in r["error"])] == []
+
+
+def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrained: dict[str, Any]) -> None:
+    """Rasa loads the active model from its folder; the app loads the active adapter into the new vLLM."""
+    pids = {name: stack.services()[name]["pid"] for name in ("rasa", "vllm")}
+    for name in pids:
+        stack.signal_service(name, signal.SIGKILL)
+    stack.wait_until(
+        lambda: (
+            all(stack.services()[n]["pid"] != pid for n, pid in pids.items())
+            and stack.status()["nlu"]["ok"]
+            and stack.status()["llm"]["ok"]
+        ),
+        300,
+        "Rasa and vLLM to be restarted",
+    )
+    assert rasa_model(stack) == "nlu-0002.tar.gz"
+    stack.wait_until(
+        lambda: "llm-0001" in [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]],
+        30,
+        "the app to load the active adapter into the new vLLM",
+    )
+    sender = f"restarted-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "tell me a joke")
+    _, bot = stack.turn(sender)
+    assert (bot["answered_by"], bot["error"]) == ("llm-0001", None)
+
+
+def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:
+    llm = cli(stack, "models", "rollback", "llm", timeout=120)
+    assert llm.returncode == 0, llm.stderr
+    assert stack.status()["llm"]["active_model"] == "base"
+    sender = f"rolled-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "tell me a joke")
+    assert stack.turn(sender)[1]["answered_by"] == "base"
+
+    nlu = cli(stack, "models", "rollback", "nlu", timeout=600)
+    assert nlu.returncode == 0, nlu.stderr
+    assert rasa_model(stack) == retrained["model_before"]
+    assert registry(stack)["nlu-0001"] == "active" and registry(stack)["llm-0001"] == "retired"
+    again = cli(stack, "models", "rollback", "nlu", timeout=120)
+    assert again.returncode == 1 and "nothing before it" in again.stderr
+
+
+def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrained: dict[str, Any]) -> None:
+    active_before, model_before = registry(stack), rasa_model(stack)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "retrain", "--nlu-only"],
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def rasa_training() -> list[psutil.Process]:
+        return [p for p in psutil.Process(process.pid).children(recursive=True) if "train" in " ".join(p.cmdline())]
+
+    stack.wait_until(lambda: registry(stack).get("nlu-0003") == "training" and rasa_training(), 120, "training")
+    trainers = rasa_training()
+    process.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(trainers, timeout=30)
+    assert alive == [], "the Rasa training outlived the retrain that started it"
+
+    assert rasa_model(stack) == model_before
+    assert {v: s for v, s in registry(stack).items() if v != "nlu-0003"} == active_before
+    assert stack.reply(f"alive-{uuid.uuid4().hex[:6]}", "what are your opening hours")
+    # the next retrain takes the dead one's lock and marks its candidate failed
+    dry = cli(stack, "retrain", "--dry-run", timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert registry(stack)["nlu-0003"] == "failed"
+    assert "would train" in dry.stdout
+
+
+def test_a_second_retrain_refuses_while_one_runs(stack: Stack) -> None:
+    holder = f"{socket.gethostname()}:{os.getpid()}:pytest"  # a live process on this host holds it
+    far: Any = "2099-01-01 00:00:00" if stack.db.is_sqlite else datetime(2099, 1, 1, tzinfo=UTC)
+    stack.db.execute(
+        "INSERT INTO locks (name, holder, acquired_at, heartbeat_at) VALUES ('retrain', ?, ?, ?)", holder, far, far
+    )
+    try:
+        result = cli(stack, "retrain", timeout=120)
+        assert result.returncode == 1
+        assert "another retrain is running" in result.stderr and holder in result.stderr.replace("\n", "")
+    finally:
+        stack.db.execute("DELETE FROM locks WHERE name = 'retrain'")
+
+
+def test_too_little_data_is_a_sentence_and_changes_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "ASSISTANT_DATA_DIR": str(tmp_path), "ASSISTANT_CONFIG": str(tmp_path / "none.yml")}
+    for args in (["retrain"], ["retrain", "--llm-only"], ["retrain", "--nlu-only"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "assistant", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 1, result.stdout
+        assert "too little data" in result.stderr
+    with sqlite3.connect(tmp_path / "assistant.db") as db:
+        assert db.execute("SELECT count(*) FROM model_versions").fetchone() == (0,)
+        assert db.execute("SELECT status FROM training_runs").fetchall() == [("failed",)] * 3

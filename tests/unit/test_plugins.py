@@ -1,0 +1,56 @@
+"""Backends, channels and actions are found through Python entry points."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant import plugins
+from assistant.app import create_app
+from assistant.config import Settings
+from assistant.contracts import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS, Action, Channel, DeliveringChannel
+from plugins.channels.options import ChannelConfigError
+
+
+def test_builtin_plugins_are_registered() -> None:
+    assert {"rest", "web", "slack", "telegram", "callback"} <= plugins.available(CHANNELS).keys()
+    assert "rasa" in plugins.available(NLU_BACKENDS)
+    assert "openai" in plugins.available(LLM_BACKENDS)
+    assert {"action_order_status", "action_opening_hours"} <= plugins.available(ACTIONS).keys()
+
+
+def test_plugins_implement_their_protocols() -> None:
+    settings = Settings(
+        channel={
+            "slack": {"bot_token": "xoxb-1", "signing_secret": "s"},
+            "telegram": {"token": "1:a", "secret_token": "t"},
+            "callback": {"url": "http://127.0.0.1:9/replies", "secret": "s"},
+        }
+    )
+    for name in ("rest", "web"):
+        channel = plugins.load(CHANNELS, name)(settings)
+        assert isinstance(channel, Channel) and not isinstance(channel, DeliveringChannel)
+    for name in ("slack", "telegram", "callback"):
+        assert isinstance(plugins.load(CHANNELS, name)(settings), DeliveringChannel)
+    for cls in plugins.load_all(ACTIONS).values():
+        assert isinstance(cls(settings), Action)
+
+
+def test_unknown_plugin_names_what_is_installed() -> None:
+    with pytest.raises(plugins.PluginNotFound, match=r"no plugin named 'nope' in assistant.nlu \(installed: .*rasa"):
+        plugins.load(NLU_BACKENDS, "nope")
+
+
+def test_channel_options_from_credentials_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    credentials = tmp_path / "credentials.yml"
+    credentials.write_text('slack:\n  bot_token: "${MY_SLACK_TOKEN}"\n  signing_secret: from-file\n')
+    monkeypatch.setenv("MY_SLACK_TOKEN", "xoxb-from-env")
+    monkeypatch.setenv("ASSISTANT_CHANNEL__SLACK__SIGNING_SECRET", "from-variable")
+    settings = Settings(credentials_file=credentials)
+    assert settings.channel_options("slack") == {"bot_token": "xoxb-from-env", "signing_secret": "from-variable"}
+
+
+def test_enabled_channel_without_its_secrets_fails_with_a_sentence() -> None:
+    with pytest.raises(ChannelConfigError, match=r"the slack channel is enabled but .*bot_token: Field required"):
+        create_app(Settings(channels=["rest", "slack"], credentials_file=Path("/nonexistent.yml")))
+    with pytest.raises(plugins.PluginNotFound, match="channels not installed: carrier-pigeon"):
+        create_app(Settings(channels=["rest", "carrier-pigeon"]))

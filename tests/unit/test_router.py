@@ -1,0 +1,47 @@
+"""The routing decision's thresholds, one rule at a time."""
+
+import pytest
+
+from assistant.config import RouterSettings
+from assistant.contracts import IntentScore, ParseResult
+from assistant.router import Router
+
+ROUTER = Router(
+    RouterSettings(llm_intents=["chitchat", "out_of_scope"], confidence_threshold=0.6, ambiguity_margin=0.2)
+)
+
+
+def parse(*scores: tuple[str, float]) -> ParseResult:
+    ranking = [IntentScore(name, conf) for name, conf in scores]
+    return ParseResult(intent=ranking[0] if ranking else None, ranking=ranking, entities=[])
+
+
+@pytest.mark.parametrize(
+    ("result", "kind", "reason"),
+    [
+        (None, "llm", "nlu_unavailable"),
+        (parse(), "llm", "no_intent"),
+        (parse(("chitchat", 0.99), ("greet", 0.01)), "llm", "llm_intent"),
+        (parse(("out_of_scope", 0.9), ("greet", 0.05)), "llm", "llm_intent"),
+        (parse(("greet", 0.59), ("goodbye", 0.1)), "llm", "low_confidence"),
+        (parse(("greet", 0.6), ("goodbye", 0.1)), "intent", "confident"),  # threshold is inclusive
+        (parse(("greet", 0.7), ("goodbye", 0.51)), "llm", "ambiguous"),
+        (parse(("greet", 0.7), ("goodbye", 0.5)), "intent", "confident"),  # margin exactly met
+        (parse(("greet", 0.95)), "intent", "confident"),  # no runner-up counts as 0
+    ],
+)
+def test_route(result: ParseResult | None, kind: str, reason: str) -> None:
+    route = ROUTER.decide(result)
+    assert (route.route, route.reason) == (kind, reason)
+    if result is not None and result.intent is not None:
+        assert route.intent == result.intent.name
+
+
+def test_llm_intent_wins_over_confidence_rules() -> None:
+    """chitchat goes to the LLM even when it is low-confidence or ambiguous: the reason says why."""
+    assert ROUTER.decide(parse(("chitchat", 0.3), ("greet", 0.29))).reason == "llm_intent"
+
+
+def test_thresholds_come_from_settings() -> None:
+    lenient = Router(RouterSettings(confidence_threshold=0.1, ambiguity_margin=0.0, llm_intents=[]))
+    assert lenient.decide(parse(("chitchat", 0.2), ("greet", 0.2))).route == "intent"
