@@ -24,6 +24,7 @@ from assistant.contracts import (
     LLM_BACKENDS,
     NLU_BACKENDS,
     SERVERS,
+    Action,
     Channel,
     DeliveringChannel,
     MessageNotFound,
@@ -81,8 +82,9 @@ def create_app(
     nlu: BackendFactory | None = None,
     llm: BackendFactory | None = None,
     llm_server: Callable[[Settings], Any] | None = None,
+    actions: dict[str, Action] | None = None,
 ) -> FastAPI:
-    """The app. ``nlu``, ``llm``, ``llm_server``: build these backends instead of the plugins the settings name
+    """The app. ``nlu``, ``llm``, ``llm_server``, ``actions``: use these instead of the plugins the settings name
     (in-process tests hand in small fakes that implement the contracts)."""
     settings = settings or Settings()
     installed = plugins.available(CHANNELS)
@@ -104,10 +106,13 @@ def create_app(
         nlu_backend = make_nlu(settings, serving)
         llm_backend = make_llm(settings, serving)
         server = make_server(settings)
-        actions = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
+        if actions is None:
+            loaded = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
+        else:
+            loaded = actions
         replies_waiting = asyncio.Event()
         pipeline = TurnPipeline(
-            settings, store, nlu_backend, llm_backend, actions, Domain.load(settings.bot_dir), serving, replies_waiting
+            settings, store, nlu_backend, llm_backend, loaded, Domain.load(settings.bot_dir), serving, replies_waiting
         )
         turns.pipeline = pipeline
         app.state.settings, app.state.store, app.state.pipeline = settings, store, pipeline
