@@ -79,6 +79,8 @@ class SlackChannel:
                 payload = json.loads(body)
             except ValueError as exc:
                 raise HTTPException(400, f"the body is not JSON: {exc}") from exc
+            if not isinstance(payload, dict):
+                raise HTTPException(400, "the body is not a Slack event (a JSON object)")
             if payload.get("type") == "url_verification":
                 return {"challenge": payload.get("challenge")}
             if payload.get("type") != "event_callback":

@@ -83,8 +83,11 @@ class TelegramChannel:
             if not secrets.compare_digest(given.encode(), self.options.secret_token.get_secret_value().encode()):
                 raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
             try:
-                update = Update.de_json(json.loads(await request.body()), self.bot)
-            except (ValueError, TypeError, KeyError) as exc:
+                data = json.loads(await request.body())
+                if not isinstance(data, dict):
+                    raise TypeError("an update is a JSON object")
+                update = Update.de_json(data, self.bot)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise HTTPException(400, f"not a Telegram update: {exc}") from exc
             message = self._message(update)
             if message is None:

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from plugins.nlu.rasa.client import RasaClient
+from plugins.nlu.rasa import RasaServer
 from plugins.nlu.rasa.runner import rasa_train
 from tests.conftest import REPO
-from training.evaluate import serving
 
 CLINC150 = REPO.parent / "shared" / "data" / "clinc150" / "clinc150_train_val.json"
 BANKING = [
@@ -165,16 +164,16 @@ def test_trained_model_stores_the_tuned_encoder_and_serves_it(tuned_bot: tuple[S
     assert "embeddings.word_embeddings.weight" not in tensors  # frozen: read from the wheel, not stored
     assert "encoder.layer.5.output.dense.weight" in tensors and "embeddings.LayerNorm.weight" in tensors
 
-    async def parse_all() -> list[dict]:
-        client = RasaClient(url)
+    async def parse_all() -> list[str | None]:
+        server = RasaServer(settings)  # a Rasa server of its own for this model
         try:
-            return [await client.parse(text) for text in ("has my package shipped", "i would like a refund", "hello")]
+            async with server.evaluating(model) as backend:
+                texts = ("has my package shipped", "i would like a refund", "hello")
+                return [(await backend.parse(text)).intent.name for text in texts]  # type: ignore[union-attr]
         finally:
-            await client.aclose()
+            await server.aclose()
 
-    with serving(settings, model) as url:
-        results = asyncio.run(parse_all())
-    assert [r["intent"]["name"] for r in results] == ["order_status", "return_item", "greet"]
+    assert asyncio.run(parse_all()) == ["order_status", "return_item", "greet"]
 
 
 def test_rasa_finetune_keeps_the_encoder_it_loaded(tuned_bot: tuple[Settings, Path, Path]) -> None:
