@@ -58,6 +58,13 @@ class DeliveryFailed(AssistantError):
 # ---------------------------------------------------------------- names
 
 
+class Role(enum.StrEnum):
+    """Who wrote a stored message."""
+
+    USER = "user"
+    BOT = "bot"
+
+
 class Route(enum.StrEnum):
     """Who answers a turn."""
 
@@ -348,7 +355,7 @@ class HistoryItem:
     """One message of a conversation as a channel shows it again (the web widget after a reload)."""
 
     id: int
-    role: Literal["user", "bot"]
+    role: Role
     text: str
     route: str | None
     rating: str | None

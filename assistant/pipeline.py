@@ -37,6 +37,7 @@ from assistant.contracts import (
     NLUBackend,
     ParseResult,
     Reason,
+    Role,
     Route,
     ServingState,
     Usage,
@@ -271,7 +272,7 @@ class TurnPipeline:
         async def prompt() -> list[ChatMessage]:
             history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
             messages = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
-            messages += [ChatMessage("user" if role == "user" else "assistant", text) for role, text in history]
+            messages += [ChatMessage("user" if role == Role.USER else "assistant", text) for role, text in history]
             messages.append(ChatMessage("user", message.text))
             return messages
 

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistant.config import Settings
+from assistant.services import free_port
 from tests.standins import CallbackReceiver, LoopbackServer, SlackAPI, TelegramAPI
 
 console = Console()
@@ -46,12 +46,6 @@ INTENT_MESSAGES = [
 ]
 SLACK_TOKEN, SLACK_SECRET = "xoxb-bench", "bench-signing-secret"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "42:bench", "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

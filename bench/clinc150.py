@@ -18,7 +18,6 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,7 +26,7 @@ from rich.table import Table
 from assistant.config import RouterSettings, Settings
 from plugins.nlu.rasa import RasaServer
 from plugins.nlu.rasa.runner import rasa_train
-from training.evaluate import run_eval
+from training.evaluate import Evaluation, run_eval
 from training.nlu import predict, test_examples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +71,7 @@ def main() -> None:
         training_s = time.monotonic() - started
         console.print(f"trained in {training_s / 60:.1f} min")
 
-    async def evaluate(model: Path) -> tuple[dict[str, Any], float]:
+    async def evaluate(model: Path) -> tuple[Evaluation, float]:
         server = RasaServer(settings)
         try:
             async with server.evaluating(model) as backend:
@@ -88,15 +87,16 @@ def main() -> None:
 
     summary, throughput = asyncio.run(evaluate(model.resolve()))
 
-    metrics, best = summary["metrics"], summary["tuning"]["best"]
+    assert summary.tuning is not None
+    metrics, best = summary.metrics, summary.tuning.best
     figures = {
         "config": str(args.config),
         "test": str(args.test),
         "training_wall_s": training_s,
         "parse_throughput_per_s": throughput,
         "max_drop_points": args.max_drop,
-        "threshold": best["threshold"],
-        "margin": best["margin"],
+        "threshold": best.threshold,
+        "margin": best.margin,
         **{k: metrics[k] for k in ("in_scope_accuracy", "in_scope_routed_accuracy", "macro_f1", "oos_recall")},
         "oos_precision": metrics["oos_precision"],
     }

@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from assistant.services import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 console = Console()
 
 
 def free_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def examples(path: Path) -> list[tuple[str, str]]:

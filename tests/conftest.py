@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from assistant.services import free_port
-from tests.database import STACK_DATABASE, TestDatabase
+from tests.database import STACK_DATABASE, TestDatabase, last_turn
 from tests.standins import HostSite, SlackAPI, TelegramAPI
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,13 +110,7 @@ class Stack:
 
     def turn(self, sender: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The last (user row, bot row) of a sender's conversation."""
-        bot = self.rows(
-            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-            "WHERE c.sender_id = ? AND m.role = 'bot' ORDER BY m.id DESC LIMIT 1",
-            sender,
-        )[0]
-        user = self.rows("SELECT * FROM messages WHERE id = ?", bot["reply_to_id"])[0]
-        return user, bot
+        return last_turn(self.rows, sender)
 
     def services(self) -> dict[str, dict[str, Any]]:
         return json.loads((self.data_dir / "run" / "services.json").read_text())

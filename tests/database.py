@@ -10,7 +10,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,19 @@ T = TypeVar("T")
 STACK_DATABASE = os.environ.get("ASSISTANT_TEST_STACK_DATABASE", "sqlite")
 if STACK_DATABASE not in ("sqlite", "postgres"):
     raise SystemExit(f"ASSISTANT_TEST_STACK_DATABASE is sqlite or postgres, not {STACK_DATABASE!r}")
+
+
+BOT_REPLIES = (
+    "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+    "WHERE c.sender_id = ? AND m.role = 'bot' ORDER BY m.id"
+)
+Rows = Callable[..., list[dict[str, Any]]]
+
+
+def last_turn(rows: Rows, sender: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The last (user row, bot row) of a sender's conversation, read with ``rows(sql, *params)``."""
+    bot = rows(BOT_REPLIES, sender)[-1]
+    return rows("SELECT * FROM messages WHERE id = ?", bot["reply_to_id"])[0], bot
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,33 +81,47 @@ class EvaluationError(AssistantError):
     pass
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """The threshold sweep on the validation set: the point chosen, and every point tried."""
+
+    max_drop: float
+    best: SweepPoint
+    grid: list[SweepPoint]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What `assistant eval nlu` measured (also written to ``metrics.json``)."""
+
+    data: str
+    router: dict[str, Any]
+    metrics: dict[str, Any]  # training.metrics.evaluate: headline figures and the per-intent report
+    tuning: Tuning | None
+
+
 async def run_eval(
     settings: Settings, backend: NLUBackend, data: Path, out: Path, tune_on: Path | None, max_drop: float = 0.01
-) -> dict[str, Any]:
+) -> Evaluation:
     """Classify ``data`` with ``backend``; with ``tune_on``, pick the threshold and margin there
     first (costing at most ``max_drop`` of in-scope accuracy) and report ``data`` with them. Returns the
     summary written to ``out/metrics.json``."""
     out.mkdir(parents=True, exist_ok=True)
     router = settings.router
     llm_intents = set(router.llm_intents)
-    tuned: dict[str, Any] | None = None
+    tuned: Tuning | None = None
     if tune_on is not None:
         validation = await predict(backend, _examples(tune_on))
         best, grid = sweep(validation, router, max_drop=max_drop)
         sweep_png(grid, best, out / "threshold_sweep.png")
         router = router.model_copy(update={"confidence_threshold": best.threshold, "ambiguity_margin": best.margin})
-        tuned = {"max_drop": max_drop, "best": asdict(best), "grid": [asdict(p) for p in grid]}
+        tuned = Tuning(max_drop, best, grid)
     predictions = await predict(backend, _examples(data))
     metrics = evaluate(predictions, router)
     report.confusion_png(predictions, out / "confusion.png", f"NLU on {data.name}")
     confidence_png(predictions, llm_intents, out / "confidence.png")
-    summary = {
-        "data": str(data),
-        "router": router.model_dump(),
-        "metrics": metrics,
-        "tuning": tuned,
-    }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    summary = Evaluation(str(data), router.model_dump(), metrics, tuned)
+    (out / "metrics.json").write_text(json.dumps(asdict(summary), indent=2))
     (out / "intent_report.json").write_text(json.dumps(metrics["per_intent"], indent=2))
     (out / "predictions.json").write_text(json.dumps([asdict(p) for p in predictions], indent=2))
     rows = [(name, metrics[name], None) for name in ("in_scope_accuracy", "macro_f1", "oos_recall", "oos_precision")]
@@ -120,7 +134,7 @@ async def run_eval(
         "![confusion](confusion.png)\n\n![confidence](confidence.png)",
     ]
     if tuned:
-        best = tuned["best"]
+        best = asdict(tuned.best)
         sections.append(
             f"## Threshold sweep on {tune_on}\n\nChosen: threshold {best['threshold']}, margin {best['margin']} "
             f"(in-scope accuracy {best['in_scope_accuracy']:.3f}, out-of-scope recall {best['oos_recall']:.3f} "

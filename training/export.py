@@ -22,6 +22,7 @@ from sqlalchemy import Connection, select
 
 from assistant import plugins
 from assistant.config import Settings
+from assistant.contracts import Role, Route
 from assistant.domain import Domain
 from assistant.store import Store
 from assistant.store.tables import Feedback, Label, Message
@@ -190,8 +191,8 @@ def _labelled(conn: Connection) -> list[Example]:
 
 def _auto_labelled(conn: Connection, min_confidence: float) -> list[Example]:
     query = select(messages.c.text, messages.c.intent, messages.c.entities).where(
-        messages.c.role == "user",
-        messages.c.route == "intent",
+        messages.c.role == Role.USER,
+        messages.c.route == Route.INTENT,
         messages.c.confidence >= min_confidence,
         messages.c.id.not_in(select(labels.c.message_id)),
     )
@@ -262,7 +263,7 @@ def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
             feedback.c.correction,
         )
         .join(feedback, feedback.c.message_id == messages.c.id)
-        .where(messages.c.role == "bot", messages.c.route == "llm")
+        .where(messages.c.role == Role.BOT, messages.c.route == Route.LLM)
         .order_by(messages.c.id, feedback.c.created_at, feedback.c.id)
     )
     latest: dict[int, dict[str, Any]] = {}
@@ -296,7 +297,7 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
                 continue  # rated down without a better answer: nothing to imitate
             turns = _history(conn, reply["conversation_id"], reply["reply_to_id"], history_limit)
             chat = [{"role": "system", "content": scrubber(persona)}] if persona else []
-            chat += [{"role": "user" if r == "user" else "assistant", "content": scrubber(t)} for r, t in turns]
+            chat += [{"role": "user" if r == Role.USER else "assistant", "content": scrubber(t)} for r, t in turns]
             chat.append({"role": "assistant", "content": scrubber(target)})
             examples.append({"messages": chat, "conversation_id": reply["conversation_id"], "message_id": reply["id"]})
         return examples

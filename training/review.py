@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, or_, select
 
+from assistant.contracts import Role, Route
 from assistant.store import Store, feedback
 from assistant.store.tables import Label, Message
 
@@ -28,9 +29,9 @@ async def pending(store: Store, below: float, limit: int) -> list[ReviewItem]:
         query = (
             select(messages.c.id, messages.c.text, messages.c.route, messages.c.reason, messages.c.ranking)
             .where(
-                messages.c.role == "user",
+                messages.c.role == Role.USER,
                 messages.c.id.not_in(select(labels.c.message_id)),
-                or_(messages.c.route == "llm", messages.c.confidence < below),
+                or_(messages.c.route == Route.LLM, messages.c.confidence < below),
             )
             .order_by(messages.c.id.desc())
             .limit(limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -38,7 +38,7 @@ def eval_nlu(
 ) -> None:
     """In-scope accuracy, macro-F1, per-intent report and the router's out-of-scope recall/precision."""
     from assistant.config import config_file
-    from training.evaluate import run_eval, write_router_config
+    from training.evaluate import Evaluation, run_eval, write_router_config
     from training.publish import nlu_trainer
 
     context = Context()
@@ -52,7 +52,7 @@ def eval_nlu(
     model_file = _model_file(context, model) if model is not None else None
     trainer = nlu_trainer(settings)
 
-    async def evaluate() -> dict[str, Any]:
+    async def evaluate() -> Evaluation:
         try:
             if model_file is not None:
                 console.print(f"starting an NLU server for {model_file.name} …")
@@ -62,7 +62,7 @@ def eval_nlu(
             await trainer.aclose()
 
     summary = asyncio.run(evaluate())
-    metrics = summary["metrics"]
+    metrics = summary.metrics
     if not metrics["examples"]:
         raise fail(f"{data} has no NLU examples")
     table = Table(title=f"NLU on {data.name}")
@@ -72,13 +72,13 @@ def eval_nlu(
         value = metrics[name]
         table.add_row(name, "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    if summary["tuning"]:
-        best = summary["tuning"]["best"]
-        console.print(f"tuned on {tune_on}: threshold {best['threshold']}, margin {best['margin']}")
+    if summary.tuning:
+        best = summary.tuning.best
+        console.print(f"tuned on {tune_on}: threshold {best.threshold}, margin {best.margin}")
         if write_config:
             target = config_file()
             try:
-                write_router_config(target, best["threshold"], best["margin"])
+                write_router_config(target, best.threshold, best.margin)
             except (OSError, ValueError) as exc:
                 raise fail(f"could not write the tuned router settings to {target}: {exc}") from exc
             console.print(f"[green]✔[/] wrote router.confidence_threshold and router.ambiguity_margin to {target}")

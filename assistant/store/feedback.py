@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from assistant.contracts import AssistantError, HistoryItem, MessageNotFound, WrongMessageKind
+from assistant.contracts import AssistantError, HistoryItem, MessageNotFound, Role, WrongMessageKind
 from assistant.store.tables import Conversation, Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
@@ -38,7 +38,7 @@ def _role(conn: Connection, message_id: int) -> str:
 
 def add_feedback(conn: Connection, message_id: int, rating: str | None, correction: str | None) -> int:
     """Rate a bot reply and/or give the reply it should have been."""
-    if _role(conn, message_id) != "bot":
+    if _role(conn, message_id) != Role.BOT:
         raise WrongMessageKind(f"message {message_id} is a user message; feedback is given on bot replies")
     result = conn.execute(
         insert(feedback).values(message_id=message_id, rating=rating, correction=correction, created_at=utcnow())
@@ -48,7 +48,7 @@ def add_feedback(conn: Connection, message_id: int, rating: str | None, correcti
 
 def set_label(conn: Connection, message_id: int, intent: str, entities: list[dict[str, Any]]) -> int:
     """Say which intent (and entities) a user message has; labelling again replaces the label."""
-    if _role(conn, message_id) != "user":
+    if _role(conn, message_id) != Role.USER:
         raise WrongMessageKind(f"message {message_id} is a bot reply; labels are given on user messages")
     existing = conn.scalar(select(labels.c.id).where(labels.c.message_id == message_id))
     values = {"intent": intent, "entities": entities, "created_at": utcnow()}
@@ -106,4 +106,6 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
         .order_by(messages.c.id.desc())
         .limit(limit)
     ).all()
-    return [HistoryItem(r.id, r.role, r.text, r.route, r.rating, r.created_at.isoformat()) for r in reversed(rows)]
+    return [
+        HistoryItem(r.id, Role(r.role), r.text, r.route, r.rating, r.created_at.isoformat()) for r in reversed(rows)
+    ]

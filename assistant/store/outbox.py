@@ -8,6 +8,7 @@ a claim expires (``locked_until``) if its holder dies, and the row is tried agai
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,11 +17,19 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from assistant.contracts import Outgoing
+from assistant.contracts import Outgoing, Role
 from assistant.store.tables import Conversation, Message, Outbox, utcnow
 
 outbox, messages, conversations = Outbox.__table__, Message.__table__, Conversation.__table__
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+PENDING, DELIVERED, FAILED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ def unanswered(conn: Connection, channels: list[str], older_than_s: float, newer
         .outerjoin(bot, bot.reply_to_id == messages.c.id)
         .where(
             and_(
-                messages.c.role == "user",
+                messages.c.role == Role.USER,
                 conversations.c.channel.in_(channels),
                 messages.c.created_at < now - timedelta(seconds=older_than_s),
                 messages.c.created_at > now - timedelta(seconds=newer_than_s),

@@ -21,7 +21,16 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from assistant.contracts import Accepted, AssistantError, ChatMessage, DuplicateMessage, IntentScore, Reason, Route
+from assistant.contracts import (
+    Accepted,
+    AssistantError,
+    ChatMessage,
+    DuplicateMessage,
+    IntentScore,
+    Reason,
+    Role,
+    Route,
+)
 from assistant.store import outbox
 from assistant.store.tables import Conversation, Message, utcnow
 
@@ -163,7 +172,7 @@ class Store:
             if external_id is not None and conn.scalar(SELECT_EXTERNAL_ID, {"external_id": external_id}):
                 raise DuplicateMessage(f"{external_id} is stored already")
             conversation_id = self._conversation_ids.get(key) or self._conversation_id(conn, channel, sender_id)
-            row = {"conversation_id": conversation_id, "role": "user", "text": text, "created_at": utcnow()}
+            row = {"conversation_id": conversation_id, "role": Role.USER, "text": text, "created_at": utcnow()}
             result = conn.execute(INSERT_MESSAGE, {**row, "metadata": metadata, "external_id": external_id})
             slots = conn.scalar(SELECT_SLOTS, {"conversation_id": conversation_id}) or {}
             return Turn(conversation_id, result.inserted_primary_key[0], slots)
@@ -218,7 +227,7 @@ class Store:
 
         def work(conn: Connection) -> int:
             conn.execute(UPDATE_MESSAGE, {"message_id": turn.message_id, **understanding.row()})
-            row = {"conversation_id": turn.conversation_id, "role": "bot", "reply_to_id": turn.message_id}
+            row = {"conversation_id": turn.conversation_id, "role": Role.BOT, "reply_to_id": turn.message_id}
             result = conn.execute(INSERT_MESSAGE, {**row, "created_at": utcnow(), **reply.row()})
             message_id = int(result.inserted_primary_key[0])
             if slots is not None:

@@ -26,6 +26,7 @@ from assistant.contracts import Action
 from assistant.migrations.migrate import upgrade
 from assistant.store import registry, runtime
 from plugins.channels.callback import sign, verify
+from tests.database import BOT_REPLIES, last_turn
 from tests.unit.fakes import NLU_DOWN, Broken, FakeLLM, FakeNLU, FakeServer, OrderStatus
 
 ADMIN = {"Authorization": "Bearer admin-token"}
@@ -49,12 +50,7 @@ class App:
             return [dict(row) for row in conn.execute(sql, params)]
 
     def turn(self, sender: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        bot = self.rows(
-            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-            "WHERE c.sender_id = ? AND m.role = 'bot' ORDER BY m.id DESC LIMIT 1",
-            sender,
-        )[0]
-        return self.rows("SELECT * FROM messages WHERE id = ?", bot["reply_to_id"])[0], bot
+        return last_turn(self.rows, sender)
 
     async def say(self, sender: str, text: str) -> str:
         response = await self.http.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
@@ -320,12 +316,7 @@ def slack_event(text: str, event_id: str) -> bytes:
 
 async def wait_for_reply(app: App, sender: str) -> dict[str, Any]:
     for _ in range(200):
-        rows = app.rows(
-            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-            "WHERE c.sender_id = ? AND m.role = 'bot'",
-            sender,
-        )
-        if rows:
+        if rows := app.rows(BOT_REPLIES, sender):
             return rows[-1]
         await asyncio.sleep(0.02)
     raise AssertionError(f"no reply for {sender}")

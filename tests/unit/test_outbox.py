@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from assistant.contracts import Reason, Route
 from assistant.delivery import backoff_s
-from assistant.store import AlreadyAnswered, DuplicateMessage, ReplyRecord, Store, Understanding, outbox
+from assistant.store import AlreadyAnswered, DuplicateMessage, Store, outbox
 from assistant.store.tables import utcnow
+from tests.unit.answers import answer
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set
 
@@ -33,21 +33,9 @@ async def test_outbox_claim_retry_deliver(store_url: str) -> None:
     try:
         where = {"telegram": {"chat_id": 7}}
         turn = await store.begin_turn("telegram", "7", "how are you", where, external_id="telegram:1")
-        reply_id = await store.finish_turn(
-            turn,
-            Understanding(Route.LLM, Reason.LLM_INTENT),
-            ReplyRecord("Fine!", Route.LLM, Reason.LLM_INTENT),
-            None,
-            "telegram",
-        )
+        reply_id = await answer(store, turn, "Fine!", "llm", "telegram")
         with pytest.raises(AlreadyAnswered):  # a recovered turn racing the original one
-            await store.finish_turn(
-                turn,
-                Understanding(Route.LLM, Reason.LLM_INTENT),
-                ReplyRecord("Again", Route.LLM, Reason.LLM_INTENT),
-                None,
-                "telegram",
-            )
+            await answer(store, turn, "Again", "llm", "telegram")
 
         (pending,) = await store.transaction(lambda c: outbox.claim(c, lease_s=60))
         item = pending.reply
@@ -67,13 +55,7 @@ async def test_outbox_claim_retry_deliver(store_url: str) -> None:
         assert await store.transaction(lambda c: outbox.claim(c, lease_s=60)) == []
 
         turn2 = await store.begin_turn("telegram", "7", "bye", where)
-        await store.finish_turn(
-            turn2,
-            Understanding(Route.INTENT, Reason.CONFIDENT),
-            ReplyRecord("Bye", Route.INTENT, Reason.CONFIDENT),
-            None,
-            "telegram",
-        )
+        await answer(store, turn2, "Bye", "intent", "telegram")
         (gone,) = await store.transaction(lambda c: outbox.claim(c, lease_s=0))
         await store.transaction(lambda c: outbox.failed(c, gone.id, "chat not found", None, {}))
         assert await store.transaction(lambda c: outbox.claim(c, lease_s=60)) == []  # failed for good
@@ -89,13 +71,7 @@ async def test_expired_claim_is_taken_again(store_url: str) -> None:
     store = Store(store_url)
     try:
         turn = await store.begin_turn("callback", "s", "hi", None)
-        await store.finish_turn(
-            turn,
-            Understanding(Route.INTENT, Reason.CONFIDENT),
-            ReplyRecord("Hello", Route.INTENT, Reason.CONFIDENT),
-            None,
-            "callback",
-        )
+        await answer(store, turn, "Hello", "intent", "callback")
         (first,) = await store.transaction(lambda c: outbox.claim(c, lease_s=-1))  # its holder died at once
         (second,) = await store.transaction(lambda c: outbox.claim(c, lease_s=60))
         assert second.id == first.id and second.reply.attempt == 2
@@ -108,13 +84,7 @@ async def test_unanswered_messages_are_found(store_url: str) -> None:
     try:
         lost = await store.begin_turn("slack", "D1:U1", "are you there?", {"slack": {"channel": "D1"}})
         answered = await store.begin_turn("slack", "D1:U1", "hello", None)
-        await store.finish_turn(
-            answered,
-            Understanding(Route.INTENT, Reason.CONFIDENT),
-            ReplyRecord("Hi", Route.INTENT, Reason.CONFIDENT),
-            None,
-            "slack",
-        )
+        await answer(store, answered, "Hi", "intent", "slack")
         await store.begin_turn("rest", "r", "not a delivering channel", None)
         found = await store.transaction(lambda c: outbox.unanswered(c, ["slack"], older_than_s=-5, newer_than_s=60))
         assert [(m.message_id, m.sender, m.text) for m in found] == [(lost.message_id, "D1:U1", "are you there?")]

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from assistant.contracts import Reason, Route
-from assistant.store import ReplyRecord, Store, Understanding, feedback, locks, registry
+from assistant.store import Store, feedback, locks, registry
 from assistant.store.tables import Lock, utcnow
+from tests.unit.answers import answer
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set
 
@@ -75,12 +75,7 @@ async def test_feedback_and_labels_check_the_message(store_url: str) -> None:
     store = Store(store_url)
     try:
         turn = await store.begin_turn("rest", "fb", "where are my wallet stars", None)
-        bot_id = await store.finish_turn(
-            turn,
-            Understanding(Route.LLM, Reason.LLM_INTENT),
-            ReplyRecord("No idea!", Route.LLM, Reason.LLM_INTENT),
-            None,
-        )
+        bot_id = await answer(store, turn, "No idea!", "llm")
         since = utcnow()
         with pytest.raises(feedback.WrongMessageKind, match="user message"):
             await store.transaction(lambda c: feedback.add_feedback(c, turn.message_id, "up", None))
