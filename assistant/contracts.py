@@ -280,12 +280,15 @@ class NLUTrainer(Protocol):
         """Train a candidate on ``data`` (fine-tuned from ``parent`` when the pipeline is unchanged)."""
         ...
 
-    def read_examples(self, path: Path) -> list[Example]:
-        """An evaluation set in this backend's training-data format."""
+    def evaluating(
+        self, model: Path | None = None, endpoint: str | None = None
+    ) -> AbstractAsyncContextManager[NLUBackend]:
+        """Classify with ``model`` (None: the served one), or with the server at ``endpoint``, for as long as the
+        context lasts."""
         ...
 
-    def evaluating(self, model: Path | None) -> AbstractAsyncContextManager[NLUBackend]:
-        """Classify with ``model`` (None: the served one) for as long as the context lasts."""
+    async def aclose(self) -> None:
+        """Stop whatever classifying or swapping started (stand-in servers)."""
         ...
 
 

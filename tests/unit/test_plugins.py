@@ -7,7 +7,22 @@ import pytest
 from assistant import plugins
 from assistant.app import create_app
 from assistant.config import Settings
-from assistant.contracts import ACTIONS, CHANNELS, LLM_BACKENDS, NLU_BACKENDS, Action, Channel, DeliveringChannel
+from assistant.contracts import (
+    ACTIONS,
+    CHANNELS,
+    LLM_BACKENDS,
+    NLU_BACKENDS,
+    SERVERS,
+    Action,
+    Channel,
+    DeliveringChannel,
+    LLMBackend,
+    ModelKind,
+    ModelServer,
+    NLUBackend,
+    NLUTrainer,
+    ServingState,
+)
 from plugins.channels.options import ChannelConfigError
 
 
@@ -15,6 +30,7 @@ def test_builtin_plugins_are_registered() -> None:
     assert {"rest", "web", "slack", "telegram", "callback"} <= plugins.available(CHANNELS).keys()
     assert "rasa" in plugins.available(NLU_BACKENDS)
     assert "openai" in plugins.available(LLM_BACKENDS)
+    assert {"rasa", "vllm", "openai"} <= plugins.available(SERVERS).keys()
     assert {"action_order_status", "action_opening_hours"} <= plugins.available(ACTIONS).keys()
 
 
@@ -33,6 +49,13 @@ def test_plugins_implement_their_protocols() -> None:
         assert isinstance(plugins.load(CHANNELS, name)(settings), DeliveringChannel)
     for cls in plugins.load_all(ACTIONS).values():
         assert isinstance(cls(settings), Action)
+    servers = {name: plugins.load(SERVERS, name)(settings) for name in ("rasa", "vllm", "openai")}
+    assert all(isinstance(server, ModelServer) for server in servers.values())
+    assert isinstance(servers["rasa"], NLUTrainer) and servers["rasa"].kind == ModelKind.NLU
+    assert servers["vllm"].serves_versions and not servers["openai"].serves_versions
+    serving = ServingState(llm_model="base")
+    assert isinstance(plugins.load(NLU_BACKENDS, "rasa")(settings, serving), NLUBackend)
+    assert isinstance(plugins.load(LLM_BACKENDS, "openai")(settings, serving), LLMBackend)
 
 
 def test_unknown_plugin_names_what_is_installed() -> None:
