@@ -55,7 +55,11 @@ class RasaNLU:
             raise BackendUnavailable(f"Rasa at {client.url} timed out") from exc
         except RasaError as exc:
             raise BackendUnavailable(f"Rasa at {client.url}: {exc!r}") from exc
-        self._maybe_refresh_model()
+        if self._model is None:  # not known yet (the server was not up when the app started): learn it now
+            await self._refresh_model()
+            self._model_checked = time.monotonic()
+        else:
+            self._maybe_refresh_model()
         return parse_result(data, self._model)
 
     def _maybe_refresh_model(self) -> None:
