@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from assistant.config import Settings
-from assistant.store.outbox import Pending
+from assistant.contracts import Outgoing
 from plugins.channels.telegram import TelegramChannel, split_text
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Stack
 from tests.standins import TelegramAPI
@@ -100,7 +100,7 @@ def test_long_reply_goes_out_in_parts_and_a_retry_resumes(telegram_api: Telegram
     channel = TelegramChannel(settings)
     chat_id = random.randint(10**6, 10**7)
     text = "\n\n".join(f"Paragraph {i}. " + ("lorem ipsum " * 60).strip() for i in range(14))  # about 10,000 characters
-    reply = Pending(1, "key", "telegram", str(chat_id), text, 2, 1, {"telegram": {"chat_id": chat_id}}, 1, {})
+    reply = Outgoing("key", "telegram", str(chat_id), text, 2, 1, {"telegram": {"chat_id": chat_id}}, 1, {})
     too_many = (
         429,
         {},
