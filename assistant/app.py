@@ -4,7 +4,9 @@ points, builds the backends, hands the channels the turn API, and serves health,
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +39,47 @@ from assistant.pipeline import TurnPipeline
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def get_pipeline(request: Request) -> TurnPipeline:
+    """Deprecated: channels get the turn API as ``router(turns)``. Kept for channel plugins written against
+    earlier releases, which took the pipeline as a FastAPI dependency."""
+    return request.app.state.pipeline
+
+
+def _takes(function: Callable[..., Any], count: int) -> bool:
+    """Whether ``function`` accepts ``count`` positional arguments."""
+    try:
+        inspect.signature(function).bind(*([None] * count))
+    except TypeError:
+        return False
+    return True
+
+
+def _backend(make: Callable[..., Any], settings: Settings, serving: ServingState) -> Any:
+    """An NLU or LLM backend, built as ``cls(settings, serving)``; plugins written before the serving state existed
+    take only the settings (and are told to update)."""
+    if _takes(make, 2):
+        return make(settings, serving)
+    warnings.warn(
+        f"{getattr(make, '__name__', make)} takes only settings: backends are built as cls(settings, serving)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return make(settings)
+
+
+def _router(channel: Channel, turns: Any) -> Any:
+    """The channel's routes, handed the turn API; channels written before it existed take nothing (and use the
+    deprecated `get_pipeline` dependency)."""
+    if _takes(channel.router, 1):
+        return channel.router(turns)
+    warnings.warn(
+        f"the {channel.name} channel's router() takes no turn API: channels are given it as router(turns)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return channel.router()  # type: ignore[call-arg]
 
 
 class _Turns:
@@ -103,8 +146,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db_url)
-        nlu_backend = make_nlu(settings, serving)
-        llm_backend = make_llm(settings, serving)
+        nlu_backend = _backend(make_nlu, settings, serving)
+        llm_backend = _backend(make_llm, settings, serving)
         server = make_server(settings)
         if actions is None:
             loaded = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
@@ -144,7 +187,7 @@ def create_app(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     for channel in channels.values():
-        app.include_router(channel.router(turns))
+        app.include_router(_router(channel, turns))
     app.include_router(api.router())
 
     @app.get("/health")

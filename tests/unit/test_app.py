@@ -86,7 +86,7 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 class start:
     """The app with fakes, its lifespan running, and a client talking to it over ASGI."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, nlu: Any = None) -> None:
         self.settings = settings
         made: dict[str, Any] = {}
 
@@ -100,7 +100,11 @@ class start:
         actions: dict[str, Action] = {"action_order_status": OrderStatus(), "action_broken": Broken()}
         self.made = made
         self.app = create_app(
-            settings, nlu=remember(FakeNLU), llm=remember(FakeLLM), llm_server=remember(FakeServer), actions=actions
+            settings,
+            nlu=nlu or remember(FakeNLU),
+            llm=remember(FakeLLM),
+            llm_server=remember(FakeServer),
+            actions=actions,
         )
 
     async def __aenter__(self) -> App:
@@ -111,7 +115,7 @@ class start:
         self.http = httpx.AsyncClient(transport=transport, base_url="http://app")
         db = Path(self.settings.db_url.split("///", 1)[1])
         made = self.made
-        return App(self.http, self.app, db, made["FakeNLU"], made["FakeLLM"], made["FakeServer"])
+        return App(self.http, self.app, db, made.get("FakeNLU"), made["FakeLLM"], made["FakeServer"])  # type: ignore[arg-type]
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
