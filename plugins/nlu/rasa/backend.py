@@ -23,6 +23,7 @@ class RasaNLU:
         self._model_checked = 0.0
         self._refresh: asyncio.Task[None] | None = None
         self._retired: set[RasaClient] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected midway
 
     def _client(self, url: str) -> RasaClient:
         return RasaClient(url, self.settings.rasa.timeout_s, self.settings.rasa.token)
@@ -42,7 +43,8 @@ class RasaNLU:
         if client in self._retired:
             self._retired.discard(client)
             task = asyncio.ensure_future(client.aclose())
-            task.add_done_callback(lambda _: None)
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in [self.client, *self._retired]))
