@@ -50,6 +50,24 @@ class FeedbackIn(BaseModel):
         return self
 
 
+class ReviewIn(BaseModel):
+    """A reviewer's verdict on the anonymous feedback of one LLM reply."""
+
+    decision: Literal["approve", "edit", "reject"] = Field(
+        description="approve: learn the suggested reply (or the reply itself, if rated up); edit: learn "
+        "`correction` instead; reject: learn nothing from it"
+    )
+    correction: Annotated[str | None, Field(max_length=8192)] = None
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> ReviewIn:
+        if self.decision == "edit" and not (self.correction or "").strip():
+            raise ValueError("an edit needs the correction to learn")
+        if self.decision != "edit" and self.correction is not None:
+            raise ValueError("a correction goes with decision 'edit'")
+        return self
+
+
 class EntityIn(BaseModel):
     entity: Annotated[str, Field(min_length=1, max_length=128)]
     value: Annotated[str, Field(min_length=1)]
@@ -85,11 +103,27 @@ def router() -> APIRouter:
 
     @api.post("/messages/{message_id}/feedback", status_code=201)
     async def give_feedback(message_id: int, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
-        """Rate a bot reply (up/down) and/or give a better one; `assistant retrain` fine-tunes the LLM on them."""
+        """Rate a bot reply (up/down) and/or give a better one, as a reviewer: `assistant retrain` fine-tunes
+        the LLM on them without further review."""
         feedback_id = await store.transaction(
             lambda conn: feedback.add_feedback(conn, message_id, body.rating, body.correction)
         )
         return {"id": feedback_id, "message_id": message_id, "rating": body.rating, "correction": body.correction}
+
+    @api.post("/messages/{message_id}/review")
+    async def review(message_id: int, body: ReviewIn, store: StoreDep) -> dict[str, Any]:
+        """Approve, edit or reject the anonymous feedback on an LLM reply: only approved feedback (and
+        reviewers' own) is ever fine-tuned on. 409 when nothing on the message waits for review."""
+        settled = await store.transaction(
+            lambda conn: feedback.review(conn, message_id, body.decision, body.correction)
+        )
+        return {"message_id": message_id, "decision": body.decision, "feedback_items": settled}
+
+    @api.get("/reviews")
+    async def reviews(store: StoreDep, limit: int = 20) -> list[dict[str, Any]]:
+        """LLM replies whose anonymous feedback waits for review, most-flagged first, with their conversation."""
+        items = await store.transaction(lambda conn: feedback.pending_reviews(conn, max(1, min(limit, 200))))
+        return [asdict(item) for item in items]
 
     @api.post("/messages/{message_id}/label", status_code=201)
     async def label(message_id: int, body: LabelIn, store: StoreDep) -> dict[str, Any]:

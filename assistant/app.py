@@ -29,7 +29,10 @@ from assistant.contracts import (
     Action,
     Channel,
     DeliveringChannel,
+    FeedbackLimit,
+    FeedbackTooLong,
     MessageNotFound,
+    NothingToReview,
     ServingState,
     WrongMessageKind,
 )
@@ -67,6 +70,32 @@ def _backend(make: Callable[..., Any], settings: Settings, serving: ServingState
         stacklevel=2,
     )
     return make(settings)
+
+
+class _WithoutSampling:
+    """An LLM backend written before `Generation` existed: its stream takes no sampling settings, so the
+    configured ones (and the evaluation's seed) do not reach it."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def stream(self, messages: Any, model: str, usage: Any, generation: Any = None) -> Any:
+        return self.backend.stream(messages, model, usage)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+def _llm(backend: Any) -> Any:
+    if _takes(backend.stream, 4):
+        return backend
+    warnings.warn(
+        f"{type(backend).__name__}.stream() takes no sampling settings: LLM backends get stream(messages, model, "
+        "usage, generation)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _WithoutSampling(backend)
 
 
 def _router(channel: Channel, turns: Any) -> Any:
@@ -109,6 +138,14 @@ async def _wrong_kind(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
+async def _too_much(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "3600"})
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -147,7 +184,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db_url)
         nlu_backend = _backend(make_nlu, settings, serving)
-        llm_backend = _backend(make_llm, settings, serving)
+        llm_backend = _llm(_backend(make_llm, settings, serving))
         server = make_server(settings)
         if actions is None:
             loaded = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
@@ -182,6 +219,9 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(MessageNotFound, _not_found)
     app.add_exception_handler(WrongMessageKind, _wrong_kind)
+    app.add_exception_handler(FeedbackTooLong, _wrong_kind)
+    app.add_exception_handler(FeedbackLimit, _too_much)
+    app.add_exception_handler(NothingToReview, _conflict)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

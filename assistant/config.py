@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from assistant.contracts import Generation
+
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -79,16 +81,45 @@ class LLMSettings(BaseModel):
         "(any OpenAI-compatible server at vllm.url that serves one model, e.g. vLLM without --enable-lora)",
     )
     adapter: str | None = Field(None, description="active LoRA adapter; none means the base model")
-    max_tokens: int = 128
-    temperature: float = 0.7
+    # Sampling, chosen with `assistant eval llm` on the small-talk tuning part (bench/llm_quality.py)
+    max_tokens: int = 48
+    temperature: float = 0.3
+    top_p: float = 1.0
+    repetition_penalty: float = Field(1.1, description="vLLM's penalty on tokens already in prompt or reply")
+    frequency_penalty: float = 0.0
+    stop: list[str] = Field(["\n"], description="generation ends at these strings")
+    guards: bool = Field(True, description="the input and output guards of assistant/guards.py")
+    max_sentences: int = Field(2, description="output guard: the reply is cut after this many sentences")
+    max_words: int = Field(60, description="behaviour check: the longest acceptable reply")
+    guard_reply: str = Field(
+        "I'm Penny, Northwind's virtual assistant. I can help with orders, deliveries, returns, opening hours "
+        "or your account.",
+        description="sent instead of a reply that failed a safety check",
+    )
+    crisis_reply: str = Field(
+        "I'm really sorry you're feeling this way. You don't have to go through it alone: please reach out to "
+        "someone you trust or a crisis line now, or call your local emergency number if you are in danger.",
+        description="the reply to a message that speaks of self-harm (no LLM)",
+    )
     timeout_s: float = 60.0
-    history_turns: int = Field(6, description="earlier user+bot turns of the conversation in the prompt")
+    history_turns: int = Field(
+        6, description="at most this many earlier user+bot turns in the prompt, fewer when they do not fit"
+    )
+    context_tokens: int | None = Field(
+        None, description="the served model's context (None: vllm.max_model_len); history is trimmed to fit it"
+    )
     speculative_start: bool = Field(
         False,
         description="start the LLM while the NLU parses (lower time to first token); the request is "
         "cancelled when the router picks an intent reply, so it costs LLM compute on intent turns",
     )
     fallback_reply: str = "Sorry, I can't answer that right now. Please try again in a moment."
+
+    def generation(self) -> Generation:
+        return Generation(
+            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty, frequency_penalty=self.frequency_penalty, stop=tuple(self.stop),
+        )  # fmt: skip
 
 
 def config_file() -> Path:
@@ -102,6 +133,18 @@ class RouterSettings(BaseModel):
     llm_intents: list[str] = ["chitchat", "out_of_scope"]
     confidence_threshold: float = 0.5
     ambiguity_margin: float = 0.1
+
+
+class FeedbackSettings(BaseModel):
+    """Ratings and corrections from channel users: a signal for reviewers, training data only once approved."""
+
+    trusted_channels: list[str] = Field(
+        [], description="channels whose users are staff: their feedback is training data without review"
+    )
+    max_per_sender: int = Field(20, description="feedback items one channel user may give per window")
+    max_correction_chars: int = Field(1000, description="longest correction a channel user may suggest")
+    max_chars_per_sender: int = Field(5000, description="correction characters one channel user may give per window")
+    window_s: float = Field(86400.0, description="the window of the per-sender limits")
 
 
 class TrainingSettings(BaseModel):
@@ -186,6 +229,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     router: RouterSettings = RouterSettings()
     training: TrainingSettings = TrainingSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     delivery: DeliverySettings = DeliverySettings()
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"

@@ -85,6 +85,22 @@ class Reason(enum.StrEnum):
     ACTION_FAILED = "action_failed"
     LLM_UNAVAILABLE = "llm_unavailable"
     LLM_EMPTY = "llm_empty"
+    CRISIS = "crisis"  # the message spoke of self-harm: the configured crisis reply, no LLM
+
+
+class FeedbackSource(enum.StrEnum):
+    """Who gave a piece of feedback: only reviewers and trusted channels are trusted without review."""
+
+    REVIEWER = "reviewer"  # the admin API or the CLI (authenticated)
+    TRUSTED = "trusted"  # a channel in feedback.trusted_channels (its users are staff)
+    ANONYMOUS = "anonymous"  # any other channel user
+
+
+class ReviewStatus(enum.StrEnum):
+    ACCEPTED = "accepted"  # from a reviewer or a trusted channel: training data as given
+    PENDING = "pending"  # anonymous: a signal, waiting for a reviewer
+    APPROVED = "approved"  # a reviewer approved it (maybe with an edited correction): training data
+    REJECTED = "rejected"
 
 
 class ModelKind(enum.StrEnum):
@@ -166,9 +182,24 @@ class Usage:
     completion_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Generation:
+    """How a reply is sampled; recorded on every LLM turn. ``seed`` fixes sampling (the evaluation uses it)."""
+
+    max_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
 @runtime_checkable
 class LLMBackend(Protocol):
-    def stream(self, messages: list[ChatMessage], model: str, usage: Usage) -> AsyncIterator[str]:
+    def stream(
+        self, messages: list[ChatMessage], model: str, usage: Usage, generation: Generation | None = None
+    ) -> AsyncIterator[str]:
         """Yield the reply's text pieces as they are generated and fill ``usage`` at the end;
         raise BackendUnavailable when the model cannot answer."""
         ...
@@ -180,6 +211,15 @@ class LLMBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An LLM backend that can count a prompt's tokens with the served model's own tokenizer."""
+
+    async def count_tokens(self, messages: list[ChatMessage], model: str) -> int | None:
+        """Tokens of the prompt as the model sees it (chat template included); None when it cannot tell."""
+        ...
 
 
 # ---------------------------------------------------------------- model servers
@@ -371,6 +411,18 @@ class DuplicateMessage(AssistantError):
 
 class MessageNotFound(AssistantError, LookupError):
     """No message has this id (or it belongs to another conversation)."""
+
+
+class FeedbackLimit(AssistantError):
+    """A channel user gave more feedback than ``feedback.max_per_sender`` allows (HTTP 429)."""
+
+
+class FeedbackTooLong(AssistantError, ValueError):
+    """A channel user's suggested reply is longer than ``feedback.max_correction_chars`` (HTTP 422)."""
+
+
+class NothingToReview(AssistantError, LookupError):
+    """The message has no feedback waiting for review (HTTP 409)."""
 
 
 class WrongMessageKind(AssistantError, ValueError):

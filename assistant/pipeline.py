@@ -19,7 +19,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from assistant import metrics
@@ -31,18 +32,23 @@ from assistant.contracts import (
     BackendUnavailable,
     BotReply,
     ChatMessage,
+    FeedbackLimit,
+    FeedbackSource,
+    FeedbackTooLong,
+    Generation,
     HistoryItem,
     IncomingMessage,
     LLMBackend,
     NLUBackend,
     ParseResult,
     Reason,
-    Role,
     Route,
     ServingState,
     Usage,
 )
 from assistant.domain import Domain
+from assistant.guards import speaks_of_self_harm
+from assistant.llm_reply import Prompt, Record, ReplyWriter
 from assistant.router import Decision, Router
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
 
@@ -60,6 +66,7 @@ class _Draft:
     reason: Reason = Reason.CONFIDENT
     answered_by: str | None = None
     prompt: list[ChatMessage] | None = None
+    generation: Record | None = None
     usage: Usage = field(default_factory=Usage)
     nlu_error: str | None = None
     error: str | None = None
@@ -75,17 +82,19 @@ class LLMCall:
     Pieces are queued as they arrive and read with ``pieces()``; ``cancel()`` aborts the request.
     """
 
-    def __init__(self, llm: LLMBackend, model: str, prompt: Callable[[], Awaitable[list[ChatMessage]]]) -> None:
+    def __init__(
+        self, llm: LLMBackend, model: str, prompt: Callable[[], Awaitable[Prompt]], generation: Generation
+    ) -> None:
         self.model = model
         self.usage = Usage()
-        self.prompt: list[ChatMessage] = []
+        self.prompt: Prompt | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(llm, prompt))
+        self._task = asyncio.create_task(self._run(llm, prompt, generation))
 
-    async def _run(self, llm: LLMBackend, prompt: Callable[[], Awaitable[list[ChatMessage]]]) -> None:
+    async def _run(self, llm: LLMBackend, prompt: Callable[[], Awaitable[Prompt]], generation: Generation) -> None:
         try:
             self.prompt = await prompt()
-            async for piece in llm.stream(self.prompt, self.model, self.usage):
+            async for piece in llm.stream(self.prompt.messages, self.model, self.usage, generation):
                 self._queue.put_nowait(piece)
             self._queue.put_nowait(_DONE)
         except Exception as exc:  # handed to the reader, which decides
@@ -123,6 +132,7 @@ class TurnPipeline:
         self.domain = domain
         self.serving = serving
         self.router = Router(settings.router)
+        self.writer = ReplyWriter(settings, llm, domain)
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
         self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
         self.replies_waiting = replies_waiting or asyncio.Event()  # set when an out-of-band reply is stored
@@ -171,10 +181,28 @@ class TurnPipeline:
     async def rate(
         self, message_id: int, rating: str | None, correction: str | None, owner: tuple[str, str] | None = None
     ) -> int:
+        """Feedback from a channel user (``owner``: channel, sender) on a reply of their own conversation.
+        It is recorded as anonymous (pending review) unless the channel is trusted, and capped per sender."""
+        cfg = self.settings.feedback
+        source, channel, sender = FeedbackSource.REVIEWER, None, None
+        if owner is not None:
+            channel, sender = owner
+            trusted = channel in cfg.trusted_channels
+            source = FeedbackSource.TRUSTED if trusted else FeedbackSource.ANONYMOUS
+            if correction is not None and len(correction) > cfg.max_correction_chars:
+                raise FeedbackTooLong(f"a suggested reply may have at most {cfg.max_correction_chars} characters")
+
         def work(conn: Any) -> int:
             if owner is not None:
                 feedback.check_owner(conn, message_id, *owner)
-            return feedback.add_feedback(conn, message_id, rating, correction)
+                since = datetime.now(UTC) - timedelta(seconds=cfg.window_s)
+                count, chars = feedback.given_since(conn, channel, sender, since)
+                if count >= cfg.max_per_sender or chars + len(correction or "") > cfg.max_chars_per_sender:
+                    raise FeedbackLimit(
+                        f"this conversation has given as much feedback as is taken in {cfg.window_s / 3600:g} hours; "
+                        "thank you, please try again later"
+                    )
+            return feedback.add_feedback(conn, message_id, rating, correction, source, channel, sender)
 
         return await self.store.transaction(work)
 
@@ -201,7 +229,7 @@ class TurnPipeline:
                 call.cancel()
             raise
         try:
-            if draft.decision.route == Route.LLM:
+            if draft.decision.route == Route.LLM and not draft.text:
                 call = call or self._llm_call(turn, message)
                 async for piece in self._generate(draft, call):
                     yield piece
@@ -239,6 +267,9 @@ class TurnPipeline:
         draft = _Draft(decision=decision, parse=parse, slots=slots, reason=decision.reason, nlu_error=nlu_error)
         if decision.route == Route.INTENT and decision.intent:
             await self._intent_reply(decision.intent, message, draft)
+        elif decision.route == Route.LLM and self.settings.llm.guards and speaks_of_self_harm(message.text):
+            # the input guard: no generated text for this; the configured crisis reply
+            draft.text, draft.reason, draft.answered_by = self.settings.llm.crisis_reply, Reason.CRISIS, "crisis_reply"
         return draft
 
     async def _intent_reply(self, intent: str, message: IncomingMessage, draft: _Draft) -> None:
@@ -269,26 +300,37 @@ class TurnPipeline:
             draft.text, draft.answered_by = text, f"utter_{intent}"
 
     def _llm_call(self, turn: Accepted, message: IncomingMessage) -> LLMCall:
-        async def prompt() -> list[ChatMessage]:
-            history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
-            messages = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
-            messages += [ChatMessage("user" if role == Role.USER else "assistant", text) for role, text in history]
-            messages.append(ChatMessage("user", message.text))
-            return messages
+        model = self.serving.llm_model
 
-        return LLMCall(self.llm, self.serving.llm_model, prompt)
+        async def prompt() -> Prompt:
+            history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
+            return await self.writer.prompt(history, message.text, model)
+
+        return LLMCall(self.llm, model, prompt, self.writer.generation)
 
     async def _generate(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
         draft.answered_by, draft.usage = call.model, call.usage
+        guard = self.writer.guard()
         try:
             async for piece in call.pieces():
-                draft.text += piece
-                yield piece
+                shown = guard.feed(piece)
+                if shown:
+                    yield shown
+                if guard.stopped:
+                    call.cancel()  # the guard cut the reply: no need for the rest
+                    break
+            draft.text = guard.finish()
+            rest = guard.remainder(draft.text)
+            if rest:
+                yield rest
         except BackendUnavailable as exc:
             log.warning("LLM unavailable, answering with the fallback reply: %s", exc)
             draft.text, draft.reason, draft.error = self.settings.llm.fallback_reply, Reason.LLM_UNAVAILABLE, str(exc)
         finally:
-            draft.prompt = call.prompt
+            if not draft.text:  # interrupted: what was generated so far
+                draft.text = guard.raw
+            draft.prompt = call.prompt.messages if call.prompt else None
+            draft.generation = self.writer.record(call.prompt, guard)
         if not draft.text.strip():
             draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.LLM_EMPTY
 
@@ -319,6 +361,7 @@ class TurnPipeline:
             completion_tokens=usage.completion_tokens if usage else None,
             latency_ms=latency_ms,
             error=draft.error,
+            generation=asdict(draft.generation) if draft.generation else None,
         )
         changed_slots = draft.slots if draft.slots != turn.slots else None
         message_id = await self.store.finish_turn(turn, understanding, reply, changed_slots, deliver_via)

@@ -5,6 +5,7 @@
   out and joined to the bot's test examples for evaluation.
 * SFT: LLM-routed replies rated up, or corrected (the correction is the target), as chat messages with the
   persona and the preceding turns; split into train/validation by conversation; personal data scrubbed.
+  Only trusted feedback counts: a reviewer's, a trusted channel's, or anonymous feedback a reviewer approved.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from sqlalchemy import Connection, select
 
 from assistant import plugins
 from assistant.config import Settings
-from assistant.contracts import Role, Route
+from assistant.contracts import FeedbackSource, ReviewStatus, Role, Route
 from assistant.domain import Domain
 from assistant.store import Store
+from assistant.store import feedback as feedback_store
 from assistant.store.tables import Feedback, Label, Message
 from training.scrub import SCRUBBERS, Scrubber
 
@@ -251,8 +253,13 @@ async def export_nlu(
 # ---------------------------------------------------------------- SFT
 
 
+TRUSTED_REVIEWS = (ReviewStatus.ACCEPTED, ReviewStatus.APPROVED)
+
+
 def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
-    """LLM-routed bot replies with their latest feedback, the user message and the turns before it."""
+    """LLM-routed bot replies with their latest trusted feedback (a reviewer's, a trusted channel's, or
+    approved anonymous feedback), the user message and the turns before it. Pending or rejected anonymous
+    feedback is never read here."""
     query = (
         select(
             messages.c.id,
@@ -261,16 +268,19 @@ def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
             messages.c.reply_to_id,
             feedback.c.rating,
             feedback.c.correction,
+            feedback.c.reviewed_correction,
+            feedback.c.source,
         )
         .join(feedback, feedback.c.message_id == messages.c.id)
-        .where(messages.c.role == Role.BOT, messages.c.route == Route.LLM)
+        .where(messages.c.role == Role.BOT, messages.c.route == Route.LLM, feedback.c.review.in_(TRUSTED_REVIEWS))
         .order_by(messages.c.id, feedback.c.created_at, feedback.c.id)
     )
     latest: dict[int, dict[str, Any]] = {}
     for row in conn.execute(query):
         entry = latest.setdefault(row.id, dict(row._mapping))
         entry["rating"] = row.rating or entry["rating"]
-        entry["correction"] = row.correction or entry["correction"]
+        entry["correction"] = row.reviewed_correction or row.correction or entry["correction"]
+        entry["source"] = row.source
     return list(latest.values())
 
 
@@ -299,10 +309,18 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
             chat = [{"role": "system", "content": scrubber(persona)}] if persona else []
             chat += [{"role": "user" if r == Role.USER else "assistant", "content": scrubber(t)} for r, t in turns]
             chat.append({"role": "assistant", "content": scrubber(target)})
-            examples.append({"messages": chat, "conversation_id": reply["conversation_id"], "message_id": reply["id"]})
+            examples.append(
+                {
+                    "messages": chat,
+                    "conversation_id": reply["conversation_id"],
+                    "message_id": reply["id"],
+                    "source": reply["source"],
+                }
+            )
         return examples
 
     examples = await store.transaction(work)
+    feedback_counts = await store.transaction(feedback_store.source_counts)
     conversations = sorted({e["conversation_id"] for e in examples})
     fraction = settings.training.llm_validation_fraction
     validation_ids = {c for c in conversations if stable_fraction(f"conversation-{c}") < fraction}
@@ -321,6 +339,9 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
         "train": len(splits[train_path]),
         "validation": len(splits[validation_path]),
         "conversations": len(conversations),
+        **{f"from {source}": sum(e["source"] == source for e in examples) for source in FeedbackSource},
+        "anonymous feedback pending review": feedback_counts.get("anonymous pending", 0),
+        "anonymous feedback rejected": feedback_counts.get("anonymous rejected", 0),
     }
     data_hash = hashlib.sha256(train_path.read_bytes() + validation_path.read_bytes()).hexdigest()[:16]
     return SFTExport(train_path, validation_path, counts, data_hash)

@@ -307,9 +307,17 @@ class Retrain:
     def _enough_sft(self, data: SFTExport) -> tuple[bool, str]:
         needed = self.settings.training.llm_min_examples
         if data.counts["train"] < needed or data.counts["validation"] < 1:
+            waiting = data.counts["anonymous feedback pending review"]
+            unreviewed = (
+                f"; {waiting} anonymous feedback items are not training data until a reviewer approves them "
+                "(`assistant review --llm` or POST /api/messages/ID/review)"
+                if waiting
+                else ""
+            )
             return False, (
-                f"the LLM needs at least {needed} rated-up or corrected LLM replies to train on and 1 to validate on "
-                f"(from 2+ conversations); there are {data.counts['train']} and {data.counts['validation']}"
+                f"the LLM needs at least {needed} trusted rated-up or corrected LLM replies to train on and 1 to "
+                f"validate on (from 2+ conversations); there are {data.counts['train']} and "
+                f"{data.counts['validation']}{unreviewed}"
             )
         return True, ""
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from assistant.cli.context import Context, sentences
+from assistant.cli.context import Context, sentences, transaction
 from assistant.cli.terminal import console, err, fail
 from assistant.contracts import AssistantError
 
@@ -43,11 +44,19 @@ def export(
 def review(
     limit: Annotated[int, typer.Option(help="messages to go through")] = 50,
     below: Annotated[float | None, typer.Option(help="confidence under which a message is shown")] = None,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="review channel users' feedback on LLM replies instead of labelling")
+    ] = False,
 ) -> None:
-    """Label messages quickly: unlabelled user messages the router sent to the LLM or that had low confidence."""
+    """Label messages quickly: unlabelled user messages the router sent to the LLM or that had low confidence.
+    With --llm: approve, edit or reject the feedback channel users gave on LLM replies (only approved
+    feedback is ever fine-tuned on)."""
     from training.review import pending, save_label
 
     context = Context()
+    if llm:
+        _review_llm(context, limit)
+        return
     threshold = below if below is not None else context.settings.router.confidence_threshold
     items = context.run(lambda store: pending(store, threshold, limit))
     if not items:
@@ -82,6 +91,43 @@ def review(
         done += 1
         console.print(f"[green]✔[/] labelled {intent}")
     console.print(f"{done} labelled; `assistant retrain` will learn from them")
+
+
+def _review_llm(context: Context, limit: int) -> None:
+    from assistant.store import feedback
+
+    items = transaction(context, lambda conn: feedback.pending_reviews(conn, limit))
+    if not items:
+        console.print("nothing to review: no channel user's feedback on an LLM reply is waiting")
+        return
+    console.print(
+        f"{len(items)} replies with feedback. For each: a approves the suggested reply (or the reply, if rated up), "
+        "e edits it, r rejects, Enter skips, q quits."
+    )
+    settled = 0
+    for item in items:
+        console.rule(f"reply {item.message_id}")
+        for role, text in item.conversation:
+            console.print(f"[dim]{role}:[/] {escape(text)}")
+        console.print(f"[bold]bot:[/] {escape(item.reply)}")
+        for given in item.feedback:
+            who = f"{given['channel']}/{given['sender_id']}"
+            suggestion = f" suggests: [bold]{escape(given['correction'])}[/]" if given["correction"] else ""
+            console.print(f"  {who} rated {given['rating'] or '-'}{suggestion}")
+        try:
+            answer = console.input("a/e/r> ").strip().lower()
+            correction = console.input("reply to learn> ").strip() if answer == "e" else None
+        except (EOFError, KeyboardInterrupt):
+            break
+        if answer == "q":
+            break
+        decision = {"a": "approve", "e": "edit", "r": "reject"}.get(answer)
+        if decision is None or (decision == "edit" and not correction):
+            continue
+        transaction(context, lambda conn, i=item, d=decision, c=correction: feedback.review(conn, i.message_id, d, c))
+        settled += 1
+        console.print(f"[green]✔[/] {decision}d" if decision != "edit" else "[green]✔[/] edited and approved")
+    console.print(f"{settled} reviewed; `assistant retrain` learns only from approved feedback")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,23 @@ user messages. Plain functions of a ``Connection`` (run with ``Store.transaction
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from assistant.contracts import AssistantError, HistoryItem, MessageNotFound, Role, WrongMessageKind
+from assistant.contracts import (
+    AssistantError,
+    FeedbackSource,
+    HistoryItem,
+    MessageNotFound,
+    NothingToReview,
+    ReviewStatus,
+    Role,
+    Route,
+    WrongMessageKind,
+)
 from assistant.store.tables import Conversation, Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
@@ -36,14 +47,108 @@ def _role(conn: Connection, message_id: int) -> str:
     return str(role)
 
 
-def add_feedback(conn: Connection, message_id: int, rating: str | None, correction: str | None) -> int:
-    """Rate a bot reply and/or give the reply it should have been."""
+def add_feedback(
+    conn: Connection,
+    message_id: int,
+    rating: str | None,
+    correction: str | None,
+    source: FeedbackSource = FeedbackSource.REVIEWER,
+    channel: str | None = None,
+    sender_id: str | None = None,
+) -> int:
+    """Rate a bot reply and/or give the reply it should have been. Anonymous feedback waits for review."""
     if _role(conn, message_id) != Role.BOT:
         raise WrongMessageKind(f"message {message_id} is a user message; feedback is given on bot replies")
+    review = ReviewStatus.PENDING if source == FeedbackSource.ANONYMOUS else ReviewStatus.ACCEPTED
+    values = {"rating": rating, "correction": correction, "source": source, "review": review}
     result = conn.execute(
-        insert(feedback).values(message_id=message_id, rating=rating, correction=correction, created_at=utcnow())
+        insert(feedback).values(
+            message_id=message_id, channel=channel, sender_id=sender_id, created_at=utcnow(), **values
+        )
     )
     return int(result.inserted_primary_key[0])
+
+
+def given_since(conn: Connection, channel: str, sender_id: str, since: datetime) -> tuple[int, int]:
+    """How many feedback items, and how many characters of corrections, a sender gave since ``since``."""
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(func.length(feedback.c.correction)), 0)).where(
+            feedback.c.channel == channel, feedback.c.sender_id == sender_id, feedback.c.created_at > since
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def review(conn: Connection, message_id: int, decision: str, correction: str | None = None) -> int:
+    """A reviewer's verdict on the pending feedback of one bot reply: ``approve`` (as given), ``edit`` (approve
+    with ``correction`` as the reply to learn), ``reject``. Returns how many feedback items it settled."""
+    _role(conn, message_id)
+    pending = feedback.c.review == ReviewStatus.PENDING
+    ids = list(conn.scalars(select(feedback.c.id).where(feedback.c.message_id == message_id, pending)))
+    if not ids:
+        raise NothingToReview(f"message {message_id} has no feedback waiting for review")
+    status = ReviewStatus.REJECTED if decision == "reject" else ReviewStatus.APPROVED
+    values: dict[str, Any] = {"review": status, "reviewed_at": utcnow()}
+    if decision == "edit":
+        values["reviewed_correction"] = correction
+    conn.execute(update(feedback).where(feedback.c.id.in_(ids)).values(**values))
+    return len(ids)
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """One LLM reply with anonymous feedback waiting for review, and the conversation before it."""
+
+    message_id: int
+    reply: str
+    conversation: list[tuple[str, str]]  # (role, text), oldest first, ending with the user message
+    feedback: list[dict[str, Any]]  # rating, correction, channel, sender_id, created_at
+
+
+def pending_reviews(conn: Connection, limit: int, context: int = 6) -> list[PendingItem]:
+    """LLM replies with pending feedback, most-flagged first (then newest)."""
+    pending = feedback.c.review == ReviewStatus.PENDING
+    counted = (
+        select(feedback.c.message_id, func.count().label("n")).where(pending).group_by(feedback.c.message_id).subquery()
+    )
+    rows = conn.execute(
+        select(messages.c.id, messages.c.text, messages.c.conversation_id, messages.c.reply_to_id)
+        .join(counted, counted.c.message_id == messages.c.id)
+        .where(messages.c.route == Route.LLM)
+        .order_by(counted.c.n.desc(), messages.c.id.desc())
+        .limit(limit)
+    ).all()
+    items = []
+    for row in rows:
+        before = conn.execute(
+            select(messages.c.role, messages.c.text)
+            .where(messages.c.conversation_id == row.conversation_id, messages.c.id < row.id)
+            .order_by(messages.c.id.desc())
+            .limit(context)
+        ).all()
+        given = conn.execute(
+            select(feedback.c.rating, feedback.c.correction, feedback.c.channel, feedback.c.sender_id,
+                   feedback.c.created_at)
+            .where(feedback.c.message_id == row.id, pending)
+            .order_by(feedback.c.id)
+        ).all()  # fmt: skip
+        items.append(
+            PendingItem(
+                row.id, row.text, [(r.role, r.text) for r in reversed(before)], [dict(g._mapping) for g in given]
+            )
+        )
+    return items
+
+
+def source_counts(conn: Connection) -> dict[str, int]:
+    """Feedback items on LLM replies by where they came from and their review (for reports)."""
+    query = (
+        select(feedback.c.source, feedback.c.review, func.count())
+        .join(messages, messages.c.id == feedback.c.message_id)
+        .where(messages.c.route == Route.LLM)
+        .group_by(feedback.c.source, feedback.c.review)
+    )
+    return {f"{source} {review}": int(n) for source, review, n in conn.execute(query)}
 
 
 def set_label(conn: Connection, message_id: int, intent: str, entities: list[dict[str, Any]]) -> int:

@@ -95,6 +95,7 @@ class ReplyRecord:
     completion_tokens: int | None = None
     latency_ms: float = 0.0
     error: str | None = None
+    generation: dict[str, Any] | None = None  # LLM replies: settings and guards (assistant.llm_reply.Record)
 
     def row(self) -> dict[str, Any]:
         prompt = [{"role": m.role, "content": m.content} for m in self.prompt] if self.prompt is not None else None

@@ -75,18 +75,36 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # LLM replies: sampling settings, history kept, which guards acted (assistant.llm_reply.Record)
+    generation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class Feedback(Base):
-    """A rating or a corrected reply for one bot message (written by the channels, read by training)."""
+    """A rating or a corrected reply for one bot message, and who gave it.
+
+    ``source``: ``reviewer`` (admin API, CLI), ``trusted`` (a channel listed in ``feedback.trusted_channels``)
+    or ``anonymous`` (any other channel user). ``review``: ``accepted`` for reviewers and trusted channels,
+    else ``pending`` until a reviewer ``approved`` (maybe with ``reviewed_correction``) or ``rejected`` it.
+    Only accepted and approved rows are training data.
+    """
 
     __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_sender", "channel", "sender_id", "created_at"),
+        Index("ix_feedback_review", "review"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     rating: Mapped[str | None] = mapped_column(String(8), default=None)  # "up" | "down"
     correction: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(16), default="anonymous", server_default="anonymous")
+    channel: Mapped[str | None] = mapped_column(String(64), default=None)
+    sender_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    review: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    reviewed_correction: Mapped[str | None] = mapped_column(Text, default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Label(Base):

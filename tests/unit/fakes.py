@@ -14,6 +14,7 @@ from assistant.contracts import (
     ActionResult,
     BackendUnavailable,
     ChatMessage,
+    Generation,
     Health,
     IntentScore,
     ModelKind,
@@ -81,10 +82,14 @@ class FakeLLM:
     def __init__(self, settings: Settings, serving: ServingState) -> None:
         self.script = Script()
         self.calls: list[tuple[str, list[ChatMessage]]] = []
+        self.generations: list[Generation | None] = []
         self.cancelled = 0
 
-    async def stream(self, messages: list[ChatMessage], model: str, usage: Usage) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[ChatMessage], model: str, usage: Usage, generation: Generation | None = None
+    ) -> AsyncIterator[str]:
         self.calls.append((model, messages))
+        self.generations.append(generation)
         if self.script.fail:
             raise BackendUnavailable("the fake LLM is down")
         try:

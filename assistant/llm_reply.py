@@ -1,0 +1,119 @@
+"""How an LLM reply is made: the prompt (persona, the history that fits the model's context, the message),
+the sampling settings and the guards. Live turns (``assistant.pipeline``) and ``assistant eval llm`` both
+use this one path, so the evaluation measures what users get."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from assistant.config import Settings
+from assistant.contracts import ChatMessage, Generation, LLMBackend, Role, TokenCounter, Usage
+from assistant.domain import Domain
+from assistant.guards import ReplyGuard
+from assistant.reply_checks import CheckContext
+
+CHARS_PER_TOKEN = 3  # the estimate when the server cannot count tokens (errs towards too many)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[ChatMessage]
+    history_kept: int  # earlier messages that fitted
+    history_dropped: int
+    tokens: int | None  # as counted by the served model's tokenizer, when it could
+
+
+@dataclass
+class Written:
+    """One reply written outside a turn (the evaluation): the text, what the model wrote, the cost."""
+
+    text: str
+    raw: str
+    guards: list[str]
+    usage: Usage
+    seconds: float
+    first_token_s: float | None
+    prompt: Prompt
+
+
+@dataclass
+class Record:
+    """What is stored with an LLM turn (``messages.generation``): the settings, what the guards did."""
+
+    settings: dict[str, Any]
+    history_kept: int = 0
+    history_dropped: int = 0
+    prompt_tokens_counted: int | None = None
+    guards: list[str] = field(default_factory=list)
+    raw: str | None = None  # the model's own text, when the guards changed it
+
+
+class ReplyWriter:
+    def __init__(self, settings: Settings, llm: LLMBackend, domain: Domain) -> None:
+        self.settings = settings
+        self.llm = llm
+        self.domain = domain
+        cfg = settings.llm
+        self.generation = cfg.generation()
+        self.context = CheckContext(system_prompt=domain.persona, allowed_text=domain.persona, max_words=cfg.max_words)
+        self.context_tokens = cfg.context_tokens or settings.vllm.max_model_len
+
+    def guard(self) -> ReplyGuard:
+        cfg = self.settings.llm
+        return ReplyGuard(self.context, cfg.max_sentences, cfg.guard_reply, enabled=cfg.guards)
+
+    def record(self, prompt: Prompt | None, guard: ReplyGuard | None, generation: Generation | None = None) -> Record:
+        record = Record(settings=asdict(generation or self.generation))
+        if prompt is not None:
+            record.history_kept, record.history_dropped = prompt.history_kept, prompt.history_dropped
+            record.prompt_tokens_counted = prompt.tokens
+        if guard is not None:
+            record.guards = list(guard.applied)
+            if guard.applied:
+                record.raw = guard.raw
+        return record
+
+    async def prompt(self, history: Sequence[tuple[str, str]], message: str, model: str) -> Prompt:
+        """System persona + as much of the recent ``history`` (oldest first) as fits the model's context
+        next to the reply's ``max_tokens``, counted with the served model's tokenizer; oldest dropped first."""
+        budget = self.context_tokens - self.generation.max_tokens
+        turns = [ChatMessage("user" if role == Role.USER else "assistant", text) for role, text in history]
+        head = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
+        tail = [ChatMessage("user", message)]
+        dropped = 0
+        while True:
+            messages = head + turns[dropped:] + tail
+            tokens = await self._count(messages, model)
+            if tokens <= budget or dropped >= len(turns):
+                counted = tokens if isinstance(self.llm, TokenCounter) else None
+                return Prompt(messages, len(turns) - dropped, dropped, counted)
+            # drop whole exchanges: the oldest message, and the reply to it
+            dropped = min(len(turns), dropped + (2 if len(turns) - dropped >= 2 else 1))
+
+    async def _count(self, messages: list[ChatMessage], model: str) -> int:
+        if isinstance(self.llm, TokenCounter):
+            counted = await self.llm.count_tokens(messages, model)
+            if counted is not None:
+                return counted
+        return sum(len(m.content) + 8 for m in messages) // CHARS_PER_TOKEN
+
+    async def write(
+        self, history: Sequence[tuple[str, str]], message: str, model: str, seed: int | None = None
+    ) -> Written:
+        """A whole reply, the way a live turn makes it (with ``seed``: reproducibly sampled)."""
+        prompt = await self.prompt(history, message, model)
+        generation = self.generation if seed is None else Generation(**{**asdict(self.generation), "seed": seed})
+        guard, usage = self.guard(), Usage()
+        started, first = time.perf_counter(), None
+        async with contextlib.aclosing(self.llm.stream(prompt.messages, model, usage, generation)) as pieces:
+            async for piece in pieces:
+                first = first if first is not None else time.perf_counter() - started
+                guard.feed(piece)
+                if guard.stopped:
+                    break  # closing the stream aborts the request
+        text = guard.finish()
+        return Written(text, guard.raw, list(guard.applied), usage, time.perf_counter() - started, first, prompt)
