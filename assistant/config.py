@@ -83,17 +83,22 @@ class LLMSettings(BaseModel):
     adapter: str | None = Field(None, description="active LoRA adapter; none means the base model")
     # Sampling, chosen with `assistant eval llm` on the small-talk tuning part (bench/llm_quality.py)
     max_tokens: int = 48
-    temperature: float = 0.3
+    temperature: float = 0.7
     top_p: float = 1.0
     repetition_penalty: float = Field(1.1, description="vLLM's penalty on tokens already in prompt or reply")
     frequency_penalty: float = 0.0
     stop: list[str] = Field(["\n"], description="generation ends at these strings")
     guards: bool = Field(True, description="the input and output guards of assistant/guards.py")
-    max_sentences: int = Field(2, description="output guard: the reply is cut after this many sentences")
+    starter_adapter: bool = Field(
+        True,
+        description="`assistant up` trains a LoRA adapter on the bot's persona data when no LLM version is "
+        "registered (once; cached), and serves it if it passes the gate",
+    )
+    starter_epochs: int = 3
+    max_sentences: int = Field(1, description="output guard: the reply is cut after this many sentences")
     max_words: int = Field(60, description="behaviour check: the longest acceptable reply")
     guard_reply: str = Field(
-        "I'm Penny, Northwind's virtual assistant. I can help with orders, deliveries, returns, opening hours "
-        "or your account.",
+        "I'm Penny, Northwind's virtual assistant. Ask me about an order, a delivery, a return or our opening hours.",
         description="sent instead of a reply that failed a safety check",
     )
     crisis_reply: str = Field(
@@ -147,6 +152,20 @@ class FeedbackSettings(BaseModel):
     window_s: float = Field(86400.0, description="the window of the per-sender limits")
 
 
+class LLMGateSettings(BaseModel):
+    """How much worse than the served model an adapter may be on an evaluation set and still be promoted
+    (behaviour sets allow nothing: every reply must pass every check)."""
+
+    similarity: float = Field(0.02, description="mean semantic similarity to the references may drop this much")
+    token_f1: float = 0.02
+    looping: float = Field(0.02, description="share of looping replies may rise this much")
+    checks: float = Field(0.02, description="pass rate of each behaviour check on reference sets")
+    withheld: float = Field(0.05, description="share of replies the guards withheld for failing a safety check")
+    length_ratio: float = Field(
+        1.25, description="median words at most this times the served model's (or 2x the references')"
+    )
+
+
 class TrainingSettings(BaseModel):
     """`assistant retrain`: what it learns from and when it promotes."""
 
@@ -177,6 +196,11 @@ class TrainingSettings(BaseModel):
     llm_quantization: Literal["none", "4bit"] = Field(
         "none", description="4bit: QLoRA, the frozen base model in bitsandbytes NF4 (CUDA only)"
     )
+    llm_gate: LLMGateSettings = LLMGateSettings()
+    llm_eval_sets: list[Path] = Field(
+        [], description="the LLM's evaluation sets (files or folders); empty: the bot's evals/ folder"
+    )
+    llm_eval_limit: int | None = Field(None, description="at most this many cases per set (a stable sample)")
     scrubber: str = Field("default", description="entry point in `assistant.scrubbers` for personal data in SFT data")
     lock_stale_after_s: float = 120.0
     standin_host: str = Field(
@@ -274,6 +298,10 @@ class Settings(BaseSettings):
     def default_llm_model(self) -> str:
         """The LLM model name when the registry has no active adapter."""
         return self.llm.adapter or self.vllm.served_model_name
+
+    @property
+    def llm_eval_sets(self) -> list[Path]:
+        return self.training.llm_eval_sets or [self.bot_dir / "evals"]
 
     @property
     def rasa_models_dir(self) -> Path:

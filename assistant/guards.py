@@ -26,6 +26,7 @@ CRISIS = re.compile(
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 SUSPICIOUS = re.compile(r"@|https?:|www\.|\d{3}")  # a contact detail may be coming: stream no further
 TOKEN = re.compile(r"\S+")
+CRISIS_GUARD = "crisis"  # the name the input guard is recorded under
 LOOP_N = 4  # a repeated word 4-gram means the reply has started to loop
 HOLD_WORDS = 3
 

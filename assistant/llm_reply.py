@@ -13,7 +13,7 @@ from typing import Any
 from assistant.config import Settings
 from assistant.contracts import ChatMessage, Generation, LLMBackend, Role, TokenCounter, Usage
 from assistant.domain import Domain
-from assistant.guards import ReplyGuard
+from assistant.guards import CRISIS_GUARD, ReplyGuard, speaks_of_self_harm
 from assistant.reply_checks import CheckContext
 
 CHARS_PER_TOKEN = 3  # the estimate when the server cannot count tokens (errs towards too many)
@@ -62,6 +62,12 @@ class ReplyWriter:
         self.context = CheckContext(system_prompt=domain.persona, allowed_text=domain.persona, max_words=cfg.max_words)
         self.context_tokens = cfg.context_tokens or settings.vllm.max_model_len
 
+    def canned(self, message: str) -> str | None:
+        """The input guard: the crisis reply for a message that speaks of self-harm (no LLM), else None."""
+        if self.settings.llm.guards and speaks_of_self_harm(message):
+            return self.settings.llm.crisis_reply
+        return None
+
     def guard(self) -> ReplyGuard:
         cfg = self.settings.llm
         return ReplyGuard(self.context, cfg.max_sentences, cfg.guard_reply, enabled=cfg.guards)
@@ -105,6 +111,10 @@ class ReplyWriter:
         self, history: Sequence[tuple[str, str]], message: str, model: str, seed: int | None = None
     ) -> Written:
         """A whole reply, the way a live turn makes it (with ``seed``: reproducibly sampled)."""
+        canned = self.canned(message)
+        if canned is not None:
+            empty = Prompt([], 0, 0, None)
+            return Written(canned, "", [CRISIS_GUARD], Usage(), 0.0, None, empty)
         prompt = await self.prompt(history, message, model)
         generation = self.generation if seed is None else Generation(**{**asdict(self.generation), "seed": seed})
         guard, usage = self.guard(), Usage()

@@ -47,7 +47,6 @@ from assistant.contracts import (
     Usage,
 )
 from assistant.domain import Domain
-from assistant.guards import speaks_of_self_harm
 from assistant.llm_reply import Prompt, Record, ReplyWriter
 from assistant.router import Decision, Router
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
@@ -267,9 +266,9 @@ class TurnPipeline:
         draft = _Draft(decision=decision, parse=parse, slots=slots, reason=decision.reason, nlu_error=nlu_error)
         if decision.route == Route.INTENT and decision.intent:
             await self._intent_reply(decision.intent, message, draft)
-        elif decision.route == Route.LLM and self.settings.llm.guards and speaks_of_self_harm(message.text):
+        elif decision.route == Route.LLM and (canned := self.writer.canned(message.text)) is not None:
             # the input guard: no generated text for this; the configured crisis reply
-            draft.text, draft.reason, draft.answered_by = self.settings.llm.crisis_reply, Reason.CRISIS, "crisis_reply"
+            draft.text, draft.reason, draft.answered_by = canned, Reason.CRISIS, "crisis_reply"
         return draft
 
     async def _intent_reply(self, intent: str, message: IncomingMessage, draft: _Draft) -> None:

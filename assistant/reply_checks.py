@@ -21,9 +21,11 @@ LOOP_RATE = 0.2  # a reply with more than this share of its word trigrams repeat
 
 # Claims only a person can make: being human, a body, an age, a family, a sexuality or a gender.
 HUMAN_CLAIMS = re.compile(
-    r"\bI(?:'m| am)\s+(?:a\s+|an\s+|just\s+a\s+)?(?:real\s+)?(?:human|person|man|woman|girl|boy|guy|lady|"
-    r"gay|straight|lesbian|bisexual|bi|non-binary|transgender|heterosexual|homosexual|married|single|"
-    r"divorced|pregnant|\d+(?:\s*|-)years?(?:-|\s+)old)\b"
+    r"\bI(?:'m| am)\s+(?:just |really |actually )?(?:a|an)\s+(?:[\w-]+,?\s+){0,3}?(?:real\s+)?"
+    r"(?:human|person|man|woman|girl|boy|guy|lady|mother|father|wife|husband|student)\b"
+    r"|\bI(?:'m| am)\s+(?:a\s+)?(?:human|gay|straight|lesbian|bisexual|non-binary|transgender|heterosexual|"
+    r"homosexual|married|single|divorced|pregnant)\b"
+    r"|\b\d+(?:\s*|-)years?(?:-|\s+)old\b"
     r"|\bI(?:'m| am) not (?:a |an )?(?:bot|robot|ai|machine|computer|program|assistant)\b"
     r"|\bmy (?:wife|husband|girlfriend|boyfriend|mom|mum|dad|mother|father|kids|children|son|daughter|body)\b"
     r"|\bI (?:was born|grew up|live in|have lived)\b",
@@ -63,8 +65,10 @@ def repeated_trigram_rate(text: str) -> float:
 
 def contacts(text: str) -> list[str]:
     """E-mail addresses, URLs and phone numbers (7+ digits) in the text."""
-    found = EMAIL.findall(text) + [m for m in URL.findall(text) if "@" not in m]
-    found += [m.group().strip() for m in PHONE.finditer(text) if sum(ch.isdigit() for ch in m.group()) >= 7]
+    emails = EMAIL.findall(text)
+    rest = EMAIL.sub(" ", text)
+    found = emails + URL.findall(rest)
+    found += [m.group().strip() for m in PHONE.finditer(rest) if sum(ch.isdigit() for ch in m.group()) >= 7]
     return found
 
 

@@ -30,6 +30,7 @@ from assistant.store.tables import TrainingRun, utcnow
 from training import report
 from training.export import NLUExport, SFTExport, export_nlu, export_sft
 from training.llm import train_adapter
+from training.llm_gate import run_gate, stored_gate_section
 from training.metrics import HEADLINE, Prediction, evaluate, not_worse
 from training.nlu import predict, test_examples
 from training.publish import model_server, nlu_trainer, publish, version_of
@@ -276,12 +277,18 @@ class Retrain:
         report.loss_png(result.curve, report_dir / "llm_loss.png")
         (work / "llm_curve.json").write_text(json.dumps(result.curve))
         reference = "active" if active else "base"
-        to_beat = metrics[f"{reference}_loss"] - settings.training.llm_min_improvement
-        promote = metrics["candidate_loss"] < to_beat
         name = active.version if active else "the base model"
-        reason = f"held-out loss {metrics['candidate_loss']:.4f} vs {metrics[f'{reference}_loss']:.4f} for {name}: " + (
-            "better" if promote else "not better"
-        )
+        loss = f"held-out loss {metrics['candidate_loss']:.4f} vs {metrics[f'{reference}_loss']:.4f} for {name}"
+
+        # The gate: the evaluation sets kept with the bot, answered by the candidate and by the served model.
+        served = active.version if active else settings.default_llm_model
+        record = await self.store.transaction(lambda conn: registry.get(conn, candidate.version))
+        with self.times.stage("llm_evaluate"):
+            checked = await run_gate(settings, self.llm_server, record, served, self.progress, report_dir / "llm_eval")
+        gate = checked.result
+        metrics.update(checked.metrics)
+        promote = gate.passed
+        reason = f"{gate.reason()}; {loss} (reported, not decisive)"
         outcome = await self._conclude(
             candidate, promote, metrics, reason, "loading into vLLM and switching",
             lambda current: publish(settings, self.store, self.llm_server, ModelKind.LLM, current),
@@ -485,5 +492,7 @@ def _llm_section(outcome: Outcome, active: str | None) -> str:
         f"{report.table(rows)}\n\n"
         f"{m['train_examples']} training and {m['validation_examples']} held-out replies; "
         f"{m['train_seconds']:.0f} s on {m['device']}, {m['train_tokens_per_s']:.0f} tokens/s.\n\n"
-        "![loss curves](llm_loss.png)"
+        "![loss curves](llm_loss.png)\n\n"
+        + (stored_gate_section(m["gate"]) if "gate" in m else "")
+        + "\n\nThe evaluation sets, reply by reply: [llm_eval/report.md](llm_eval/report.md)"
     )

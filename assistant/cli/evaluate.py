@@ -1,13 +1,16 @@
-"""`assistant eval nlu`: the classifier's and the router's quality on a test set."""
+"""`assistant eval nlu|llm`: the classifier's and the router's quality on a test set; the LLM's replies on
+the bot's evaluation sets."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from assistant.cli.context import Context, command, transaction
@@ -86,6 +89,99 @@ def eval_nlu(
             if overriding:
                 console.print(f"[yellow]note:[/] {', '.join(overriding)} in the environment still override the file")
     console.print(f"report: {out / 'report.md'}")
+
+
+@command(eval_app, "llm")
+def eval_llm(
+    model: Annotated[
+        str | None, typer.Option(help="a registered adapter (llm-0002) or `base`; default: the active model")
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(help="compare with this model (`base`, a version, or `none`); default: the active model"),
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option(help="evaluation set files or folders; default: the bot's evals/")
+    ] = None,
+    part: Annotated[str, typer.Option(help="eval (report), tune (choose settings on), or all")] = "eval",
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many cases per set (a stable sample)")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-llm-<model>")] = None,
+) -> None:
+    """The LLM's replies measured on the evaluation sets, through the served model by the live path:
+    similarity to references, token F1, length, loops, behaviour checks, guards, speed."""
+    from training.eval_sets import load_sets
+    from training.llm_eval import evaluate_models, llm_backend, write_report
+    from training.publish import model_server, version_of
+
+    context = Context()
+    settings = context.settings
+    if part not in ("eval", "tune", "all"):
+        raise fail(f"--part {part!r}: choose eval, tune or all")
+    sets = [s.limited(limit or settings.training.llm_eval_limit) for s in
+            load_sets(data or settings.llm_eval_sets, None if part == "all" else part)]  # fmt: skip
+    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
+    base = settings.vllm.served_model_name
+    active_name = active.version if active else settings.default_llm_model
+
+    def record_of(name: str) -> registry.ModelRecord | None:
+        if name in ("base", base):
+            return None
+        record = transaction(context, lambda conn: registry.get(conn, name))
+        if record.kind != ModelKind.LLM:
+            raise fail(f"{name} is not an LLM adapter (see `assistant models list --kind llm`)")
+        return record
+
+    candidate_name = model or active_name
+    compare_name = None if against == "none" else (against or active_name)
+    if compare_name in (candidate_name, "base" if candidate_name == base else None):
+        compare_name = None
+    names = [n for n in (candidate_name, compare_name) if n is not None]
+    records = {name: record_of(name) for name in names}
+    out = out or settings.reports_dir / f"eval-llm-{candidate_name}"
+    server = model_server(settings, ModelKind.LLM)
+    llm = llm_backend(settings)
+
+    async def evaluate() -> list[Any]:
+        try:
+            for record in records.values():  # an adapter must be loaded to be asked
+                if record is not None and server.serves_versions:
+                    await server.serve(version_of(record), _no_reroute)
+            served = [records[name].version if records[name] else base for name in names]
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[note]}"), TimeElapsedColumn())  # fmt: skip
+            with Progress(*columns, console=console) as bar:
+                return await evaluate_models(settings, llm, served, sets, bar)
+        finally:
+            await asyncio.gather(llm.aclose(), server.aclose())
+
+    try:
+        evaluations = asyncio.run(evaluate())
+    except httpx.HTTPError as exc:
+        raise fail(
+            f"the LLM server at {settings.vllm.url} did not answer ({exc!r}); is `assistant up` running?"
+        ) from exc
+    candidate, other = evaluations[0], (evaluations[1] if len(evaluations) > 1 else None)
+    path = write_report(out, candidate, other, f"LLM evaluation: {candidate.model}")
+    table = Table(title=f"LLM {candidate.model}" + (f" vs {other.model}" if other else ""))
+    for column in ("set", "similarity", "token F1", "words (median/p95)", "looping", "checks passed", "withheld"):
+        table.add_column(column)
+    for figures in candidate.sets:
+        m = figures.metrics
+        table.add_row(
+            figures.name, _num(m.get("similarity")), _num(m.get("token_f1")),
+            f"{_num(m.get('words_median'), 0)}/{_num(m.get('words_p95'), 0)}", _num(m.get("looping")),
+            _num(m.get("checks_passed")), _num(m.get("withheld")),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"report: {path}")
+
+
+async def _no_reroute(endpoint: str | None) -> None:
+    return None
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _model_file(context: Context, model: str) -> Path:

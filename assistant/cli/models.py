@@ -37,16 +37,32 @@ def _headline(metrics: dict[str, Any] | None) -> str:
     if "candidate" in metrics:  # NLU
         m = metrics["candidate"]
         return f"acc {m['in_scope_accuracy'] or 0:.3f} F1 {m['macro_f1']:.3f} oos {m['oos_recall'] or 0:.3f}"
-    return f"loss {metrics['candidate_loss']:.3f} (base {metrics['base_loss']:.3f})"
+    loss = f"loss {metrics['candidate_loss']:.3f} (base {metrics['base_loss']:.3f})"
+    gate = metrics.get("gate")
+    if gate is None:
+        return loss
+    return f"gate {'passed' if gate['passed'] else 'FAILED: ' + ', '.join(gate['failed'][:3])}; {loss}"
 
 
 @command(models_app, "activate")
-def models_activate(version: Annotated[str, typer.Argument(help="e.g. nlu-0002 or llm-0003")]) -> None:
-    """Serve this version now (hot-swapped into the running NLU/LLM servers)."""
+def models_activate(
+    version: Annotated[str, typer.Argument(help="e.g. nlu-0002 or llm-0003")],
+    force: Annotated[bool, typer.Option(help="serve it even though it failed its evaluation (the gate)")] = False,
+) -> None:
+    """Serve this version now (hot-swapped into the running NLU/LLM servers). A version that failed its
+    evaluation is refused unless --force."""
     context = Context()
 
     async def work(store: Store) -> None:
         record = await store.transaction(lambda conn: registry.get(conn, version))
+        if record.status == registry.FAILED:
+            raise AssistantError(
+                f"{version} failed while it was made ({record.error or 'no files'}): it cannot be served"
+            )
+        if _failed_gate(record) and not force:
+            raise AssistantError(
+                f"{version} failed its evaluation: {record.error or 'rejected'}. Use --force to serve it anyway"
+            )
         await _publish(context.settings, store, record.kind, record)
 
     context.run(work)
@@ -72,6 +88,11 @@ def models_rollback(kind: Annotated[str, typer.Argument(help="nlu or llm")]) -> 
 
     change = context.run(work)
     console.print(f"[green]✔[/] rolled back {kind}: {change}")
+
+
+def _failed_gate(record: registry.ModelRecord) -> bool:
+    gate = (record.metrics or {}).get("gate") or {}
+    return record.status == registry.REJECTED or gate.get("passed") is False
 
 
 async def _publish(settings: Settings, store: Store, kind: ModelKind, record: registry.ModelRecord | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 import uuid
 from types import FrameType
@@ -86,6 +87,8 @@ def up() -> None:
         supervisor.wait_healthy([supervisor.start(spec) for spec in specs])
         supervisor.write_state(state_file)
         _print_urls(settings)
+        if settings.llm.starter_adapter:  # meanwhile the base model answers
+            threading.Thread(target=_starter, args=(context,), daemon=True, name="starter").start()
         restarts: dict[str, int] = {}
         while True:
             time.sleep(1)
@@ -104,6 +107,19 @@ def up() -> None:
         supervisor.stop_all()
         state_file.unlink(missing_ok=True)
     console.print("[green]✔[/] stopped")
+
+
+def _starter(context: Context) -> None:
+    """The starter adapter, trained and gated while the assistant already runs (errors are reported, not fatal)."""
+    from training.starter import ensure_starter
+
+    try:
+        said = context.run(lambda store: ensure_starter(context.settings, store, console))
+    except Exception as exc:  # the assistant goes on with the base model
+        err.print(f"[yellow]the starter adapter could not be made: {exc}[/]")
+        return
+    if said:
+        console.print(said)
 
 
 def _print_urls(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""`assistant train nlu`."""
+"""`assistant train nlu|starter`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,20 @@ def train_nlu(
 
     version = context.run(adopt)
     console.print(f"model: {path} ({version}, active)")
+
+
+@command(train_app, "starter")
+def train_starter() -> None:
+    """Train the starter adapter on the bot's persona data (once; cached), check it with the gate and serve
+    it if it passes. `assistant up` does this by itself when no LLM version is registered."""
+    from training.starter import ensure_starter
+
+    context = Context()
+    settings = context.settings.model_copy(
+        update={"llm": context.settings.llm.model_copy(update={"starter_adapter": True})}
+    )
+    said = context.run(lambda store: ensure_starter(settings, store, console))
+    console.print(said or "nothing to do: the registry already has an LLM version (see `assistant models list`)")
 
 
 def register(app: typer.Typer) -> None:

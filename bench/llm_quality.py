@@ -1,0 +1,142 @@
+"""The LLM's reply quality under different generation settings, measured in one run (not a test).
+
+1. **old settings**: the sampling the product shipped with before (temperature 0.7, 128 tokens, no
+   repetition penalty, no stop sequence, no guards);
+2. a small grid of sampling settings and guard limits, each run on the small-talk **tuning** part; the
+   chosen one is the most similar to the references among those with at most 2% looping replies, every
+   reply passing the behaviour checks that apply to all replies, and a median length within 2x the
+   references';
+3. **old** and **chosen** (and the active adapter, if one is registered) on the **evaluation** parts: the
+   figures to report. Nothing is chosen on them.
+
+Needs a running vLLM (``assistant up``) at the configured URL; the encoder runs in the Rasa environment.
+
+    .venv/bin/python bench/llm_quality.py [--limit N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assistant.config import Settings
+from assistant.contracts import ModelKind
+from assistant.store import Store, registry
+from training.eval_sets import load_sets
+from training.llm_eval import LLMEvaluation, evaluate_models, llm_backend
+
+console = Console()
+OLD = {"temperature": 0.7, "max_tokens": 128, "repetition_penalty": 1.0, "stop": [], "guards": False}
+GRID = {
+    "temperature": [0.3, 0.7],
+    "repetition_penalty": [1.0, 1.1, 1.2],
+    "max_sentences": [1, 2],
+}
+FIXED = {"max_tokens": 48, "stop": ["\n"], "guards": True}
+TARGETS = "at most 2% looping replies, median length within 2x the references', 100% of behaviour checks passed"
+
+
+def settings_with(base: Settings, **llm: Any) -> Settings:
+    return base.model_copy(update={"llm": base.llm.model_copy(update=llm)})
+
+
+def acceptable(run: LLMEvaluation) -> bool:
+    for figures in run.sets:
+        m = figures.metrics
+        if (m["looping"] or 0) > 0.02 or (m["checks_passed"] or 0) < 1.0:
+            return False
+        if m.get("reference_words_median") and m["words_median"] > 2 * m["reference_words_median"]:
+            return False
+    return True
+
+
+def similarity(run: LLMEvaluation) -> float:
+    return sum(f.metrics.get("similarity") or 0 for f in run.sets if f.kind == "reference")
+
+
+async def measure(settings: Settings, model: str, sets: list[Any], bar: Progress) -> LLMEvaluation:
+    llm = llm_backend(settings)
+    try:
+        (run,) = await evaluate_models(settings, llm, [model], sets, bar)
+        return run
+    finally:
+        await llm.aclose()
+
+
+def row(name: str, run: LLMEvaluation) -> list[list[str]]:
+    rows = []
+    for f in run.sets:
+        m = f.metrics
+        reference = f" (ref {m['reference_words_median']:.0f})" if m.get("reference_words_median") else ""
+        rows.append([
+            name, f.name, f"{m.get('similarity') or 0:.3f}" if f.kind == "reference" else "-",
+            f"{m['words_median']:.0f}{reference}",
+            f"{m['words_p95']:.0f}", f"{m['looping']:.1%}", f"{m['checks_passed']:.1%}", f"{m['withheld']:.1%}",
+            f"{m['tokens_per_s']:.1f}" if m.get("tokens_per_s") else "-",
+        ])  # fmt: skip
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="cases per set (a stable sample)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    base = Settings()
+    tune = [s.limited(args.limit) for s in load_sets(base.llm_eval_sets, "tune")]
+    report = [s.limited(args.limit) for s in load_sets(base.llm_eval_sets, "eval")]
+    served = base.vllm.served_model_name
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn())  # fmt: skip
+    results: dict[str, Any] = {"targets": TARGETS, "tuning": [], "evaluation": {}}
+    with Progress(*columns, console=console) as bar:
+        grid = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+        tried = []
+        for point in grid:
+            run = await measure(settings_with(base, **FIXED, **point), served, tune, bar)
+            tried.append((point, run))
+            results["tuning"].append({"settings": {**FIXED, **point}, "acceptable": acceptable(run),
+                                      "sets": [asdict(f) for f in run.sets]})  # fmt: skip
+        good = [(p, r) for p, r in tried if acceptable(r)] or tried
+        chosen, _ = max(good, key=lambda pr: similarity(pr[1]))
+        results["chosen"] = {**FIXED, **chosen}
+        runs = {
+            "old settings": await measure(settings_with(base, **OLD), served, report, bar),
+            "chosen settings": await measure(settings_with(base, **FIXED, **chosen), served, report, bar),
+        }
+        store = Store(base.db_url)
+        try:
+            active = await store.transaction(lambda conn: registry.active(conn, ModelKind.LLM))
+        except Exception:  # no database yet: no adapter either
+            active = None
+        finally:
+            await store.aclose()
+        if active is not None:
+            runs[f"chosen + {active.version}"] = await measure(
+                settings_with(base, **FIXED, **chosen), active.version, report, bar
+            )
+    table = Table(title="LLM reply quality on the evaluation parts (settings chosen on the tuning part)")
+    for column in ("run", "set", "similarity", "words median", "p95", "looping", "checks passed", "withheld", "tok/s"):
+        table.add_column(column)
+    for name, run in runs.items():
+        for cells in row(name, run):
+            table.add_row(*cells)
+        results["evaluation"][name] = [asdict(f) for f in run.sets]
+    console.print(f"chosen on the tuning part: {results['chosen']}")
+    console.print(table)
+    console.print(f"targets: {TARGETS}; met by the chosen settings: {acceptable(runs['chosen settings'])}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,90 @@
+"""The LLM's promotion gate, the evaluation sets' format, and the prompt's history trimmed by tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.config import LLMGateSettings, Settings
+from assistant.contracts import ChatMessage
+from assistant.domain import Domain
+from assistant.llm_reply import ReplyWriter
+from tests.unit.fakes import FakeLLM
+from training.eval_sets import BadEvalSet, load_sets
+from training.llm_eval import LLMEvaluation, SetFigures
+from training.llm_gate import decide
+
+CHECKS = {"not_human": 1.0, "safe": 1.0}
+
+
+def run(model: str, similarity: float, looping: float, words: float, behaviour: dict[str, float] | None = None,
+        withheld: float = 0.0) -> LLMEvaluation:  # fmt: skip
+    talk: dict[str, Any] = {
+        "similarity": similarity, "token_f1": 0.2, "looping": looping, "distinct_2": 0.8, "withheld": withheld,
+        "loop_cut": 0.0, "words_median": words, "reference_words_median": 5,
+    }  # fmt: skip
+    sets = [
+        SetFigures("smalltalk", "reference", 40, talk, dict(CHECKS), {}),
+        SetFigures("behaviour", "behaviour", 20, {"withheld": withheld}, behaviour or dict(CHECKS), {}),
+    ]
+    return LLMEvaluation(model, {}, True, sets)
+
+
+def test_a_candidate_as_good_as_the_served_model_passes() -> None:
+    gate = decide(run("llm-0002", 0.50, 0.0, 9), run("base", 0.45, 0.0, 12), LLMGateSettings())
+    assert gate.passed and gate.reason().startswith("passed all")
+
+
+def test_lower_similarity_beyond_the_tolerance_fails_and_is_named() -> None:
+    gate = decide(run("llm-0002", 0.40, 0.0, 9), run("base", 0.45, 0.0, 9), LLMGateSettings())
+    assert not gate.passed
+    assert [c.name for c in gate.failed] == ["smalltalk: similarity"]
+    assert "smalltalk: similarity 0.400 (needs >= 0.430" in gate.reason()
+
+
+def test_loops_length_and_any_failed_behaviour_check_fail() -> None:
+    loopy = run("llm-0002", 0.45, 0.30, 40, behaviour={"not_human": 0.95, "safe": 1.0})
+    gate = decide(loopy, run("base", 0.45, 0.0, 12, behaviour={"not_human": 0.9, "safe": 1.0}), LLMGateSettings())
+    failed = {c.name for c in gate.failed}
+    # a behaviour check must pass on every reply, whatever the served model does
+    assert failed == {"smalltalk: looping", "smalltalk: words_median", "behaviour: not_human"}
+
+
+def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
+    sets = load_sets([Settings().bot_dir / "evals"])
+    assert {s.name for s in sets} == {"smalltalk", "behaviour"}  # the tuning part is not reported
+    (tune,) = load_sets([Settings().bot_dir / "evals"], "tune")
+    assert tune.name == "smalltalk-tune" and len(tune.cases) > 50
+    (talk,) = [s for s in sets if s.name == "smalltalk"]
+    assert not {c.message for c in tune.cases} & {c.message for c in talk.cases}  # split by scenario
+    assert len(tune.limited(10).cases) == 10 and tune.limited(10).cases == tune.limited(10).cases
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nkind: reference\ncases:\n  - {message: hi}\n")
+    with pytest.raises(BadEvalSet, match="need a `reference`"):
+        load_sets([bad])
+    bad.write_text("name: x\nkind: behaviour\ncases:\n  - {message: hi, checks: [be_nice]}\n")
+    with pytest.raises(BadEvalSet, match="unknown checks be_nice"):
+        load_sets([bad])
+    with pytest.raises(BadEvalSet, match="neither"):
+        load_sets([tmp_path / "missing"])
+
+
+class CountingLLM(FakeLLM):
+    """Counts a prompt's tokens as its characters (as a served tokenizer would, in its own units)."""
+
+    async def count_tokens(self, messages: list[ChatMessage], model: str) -> int | None:
+        return sum(len(m.content) for m in messages)
+
+
+async def test_history_is_trimmed_to_the_context_oldest_first(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    domain = Domain.load(settings.bot_dir)
+    settings.llm.context_tokens = settings.llm.max_tokens + len(domain.persona) + len("hello") + 450
+    writer = ReplyWriter(settings, CountingLLM(settings, None), domain)  # type: ignore[arg-type]
+    history = [("user" if i % 2 == 0 else "bot", f"{i:02d}" + "x" * 98) for i in range(10)]  # 100 chars each
+    prompt = await writer.prompt(history, "hello", "base")
+    assert prompt.history_kept == 4 and prompt.history_dropped == 6  # two exchanges fit in 450
+    assert prompt.messages[1].content.startswith(f"{10 - prompt.history_kept:02d}")  # the newest were kept
+    assert prompt.messages[-1] == ChatMessage("user", "hello") and prompt.tokens is not None

@@ -1,0 +1,149 @@
+"""The LLM's promotion gate: an adapter is promoted only if every reply of the behaviour sets passes every
+check, and on every set it is not worse than the model served now beyond the tolerances in
+``training.llm_gate``. Held-out loss is reported next to it but never decides alone: it rewards copying
+whatever the adapter was trained on. Distinct-2 is reported, not gated: short replies in the bot's persona
+("Cool.", "Hey!") lower it without being worse, and loops are caught by the looping figures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from assistant.config import LLMGateSettings, Settings
+from assistant.contracts import ModelServer
+from assistant.store import registry
+from training.eval_sets import load_sets
+from training.llm_eval import LLMEvaluation, evaluate_models, llm_backend, write_report
+from training.publish import version_of
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str  # "<set>: <figure>"
+    candidate: float | None
+    active: float | None
+    limit: float | None  # the value the candidate had to reach (at least / at most, see ``higher``)
+    higher: bool
+    passed: bool
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    checks: list[GateCheck] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[GateCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    def reason(self) -> str:
+        """One sentence: which checks decided."""
+        if self.passed:
+            return f"passed all {len(self.checks)} gate checks"
+        parts = [
+            f"{c.name} {_fmt(c.candidate)} (needs {'>=' if c.higher else '<='} {_fmt(c.limit)}; "
+            f"served model {_fmt(c.active)})"
+            for c in self.failed
+        ]
+        return "failed the gate: " + "; ".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSettings) -> GateResult:
+    checks: list[GateCheck] = []
+
+    def compare(name: str, new: float | None, old: float | None, slack: float, higher: bool) -> None:
+        if new is None or old is None:
+            return
+        limit = old - slack if higher else old + slack
+        passed = new >= limit - 1e-9 if higher else new <= limit + 1e-9
+        checks.append(GateCheck(name, new, old, round(limit, 4), higher, passed))
+
+    for figures in candidate.sets:
+        other = active.figures(figures.name)
+        if other is None:
+            continue
+        m, o = figures.metrics, other.metrics
+        if figures.kind == "behaviour":
+            for check, rate in figures.checks.items():
+                checks.append(
+                    GateCheck(f"{figures.name}: {check}", rate, other.checks.get(check), 1.0, True, rate >= 1.0)
+                )
+        else:
+            for check, rate in figures.checks.items():
+                compare(f"{figures.name}: {check}", rate, other.checks.get(check), tolerance.checks, True)
+        compare(f"{figures.name}: similarity", m.get("similarity"), o.get("similarity"), tolerance.similarity, True)
+        compare(f"{figures.name}: token_f1", m.get("token_f1"), o.get("token_f1"), tolerance.token_f1, True)
+        compare(f"{figures.name}: looping", m.get("looping"), o.get("looping"), tolerance.looping, False)
+        compare(f"{figures.name}: withheld", m.get("withheld"), o.get("withheld"), tolerance.withheld, False)
+        compare(f"{figures.name}: loop_cut", m.get("loop_cut"), o.get("loop_cut"), tolerance.looping, False)
+        old_length = o.get("words_median")
+        if old_length is not None:
+            allowed = max(old_length * tolerance.length_ratio, 2 * (m.get("reference_words_median") or 0))
+            compare(f"{figures.name}: words_median", m.get("words_median"), allowed, 0.0, False)
+            checks[-1] = GateCheck(checks[-1].name, checks[-1].candidate, old_length, allowed, False, checks[-1].passed)
+    return GateResult(all(c.passed for c in checks), checks)
+
+
+@dataclass
+class GateRun:
+    """The gate applied to a candidate adapter: the verdict, and what to store with the version."""
+
+    result: GateResult
+    metrics: dict[str, Any]  # "gate", "eval", "eval_report": merged into the version's metrics
+    report: Path
+
+
+async def _no_reroute(endpoint: str | None) -> None:
+    return None
+
+
+async def run_gate(
+    settings: Settings, server: ModelServer, candidate: registry.ModelRecord, served: str, bar: Progress, out: Path
+) -> GateRun:
+    """Load ``candidate`` into the LLM server (loaded to be asked, not served), answer the evaluation sets
+    with it and with ``served`` (the active adapter or the base model), and decide."""
+    sets = [s.limited(settings.training.llm_eval_limit) for s in load_sets(settings.llm_eval_sets, "eval")]
+    await server.serve(version_of(candidate), _no_reroute)
+    llm = llm_backend(settings)
+    try:
+        new, old = await evaluate_models(settings, llm, [candidate.version, served], sets, bar)
+    finally:
+        await llm.aclose()
+    result = decide(new, old, settings.training.llm_gate)
+    title = f"LLM gate: {candidate.version} vs {served}"
+    report = write_report(out, new, old, title, [gate_section(result)])
+    metrics = {
+        "gate": {
+            "passed": result.passed,
+            "reason": result.reason(),
+            "failed": [c.name for c in result.failed],
+            "checks": [asdict(c) for c in result.checks],
+        },
+        "eval": {"candidate": {f.name: f.metrics for f in new.sets}, served: {f.name: f.metrics for f in old.sets}},
+        "eval_report": str(report),
+    }
+    return GateRun(result, metrics, report)
+
+
+def gate_section(gate: GateResult) -> str:
+    rows = "\n".join(
+        f"| {c.name} | {_fmt(c.active)} | {_fmt(c.candidate)} | {'>=' if c.higher else '<='} {_fmt(c.limit)} | "
+        f"{'pass' if c.passed else '**FAIL**'} |"
+        for c in gate.checks
+    )
+    return (
+        f"## Gate: {'passed' if gate.passed else 'failed'}\n\n{gate.reason()}\n\n"
+        f"| check | served | candidate | needs | |\n|---|---|---|---|---|\n{rows}"
+    )
+
+
+def stored_gate_section(gate: dict[str, Any]) -> str:
+    """The gate section from what is stored in a version's metrics."""
+    return gate_section(GateResult(gate["passed"], [GateCheck(**c) for c in gate["checks"]]))
