@@ -95,6 +95,9 @@ class LLMSettings(BaseModel):
         "registered (once; cached), and serves it if it passes the gate",
     )
     starter_epochs: int = 3
+    starter_data: list[Path] = Field(
+        [], description="the starter adapter's data; empty: the bot's persona_examples.yml and evals/*-tune sets"
+    )
     max_sentences: int = Field(1, description="output guard: the reply is cut after this many sentences")
     max_words: int = Field(60, description="behaviour check: the longest acceptable reply")
     guard_reply: str = Field(

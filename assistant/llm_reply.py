@@ -108,9 +108,16 @@ class ReplyWriter:
         return sum(len(m.content) + 8 for m in messages) // CHARS_PER_TOKEN
 
     async def write(
-        self, history: Sequence[tuple[str, str]], message: str, model: str, seed: int | None = None
+        self,
+        history: Sequence[tuple[str, str]],
+        message: str,
+        model: str,
+        seed: int | None = None,
+        observe: bool = False,
     ) -> Written:
-        """A whole reply, the way a live turn makes it (with ``seed``: reproducibly sampled)."""
+        """A whole reply, the way a live turn makes it (with ``seed``: reproducibly sampled). ``observe``:
+        let the model write on after the guards stopped it (the reply is the same), so that ``raw`` shows
+        what the model itself would have said: the evaluation measures the model, not only the guards."""
         canned = self.canned(message)
         if canned is not None:
             empty = Prompt([], 0, 0, None)
@@ -123,7 +130,7 @@ class ReplyWriter:
             async for piece in pieces:
                 first = first if first is not None else time.perf_counter() - started
                 guard.feed(piece)
-                if guard.stopped:
+                if guard.stopped and not observe:
                     break  # closing the stream aborts the request
         text = guard.finish()
         return Written(text, guard.raw, list(guard.applied), usage, time.perf_counter() - started, first, prompt)

@@ -6,12 +6,12 @@
    chosen one is the most similar to the references among those with at most 2% looping replies, every
    reply passing the behaviour checks that apply to all replies, and a median length within 2x the
    references';
-3. **old** and **chosen** (and the active adapter, if one is registered) on the **evaluation** parts: the
-   figures to report. Nothing is chosen on them.
+3. **old** and **chosen** (and the active adapter, e.g. the starter adapter, with the chosen settings) on
+   the **evaluation** parts: the figures to report. Nothing is chosen on them.
 
 Needs a running vLLM (``assistant up``) at the configured URL; the encoder runs in the Rasa environment.
 
-    .venv/bin/python bench/llm_quality.py [--limit N] [--json out.json]
+    .venv/bin/python bench/llm_quality.py [--limit N] [--adapter NAME] [--json out.json]
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="cases per set (a stable sample)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--adapter", default=None, help="also measure this served adapter (default: the active one)")
     args = parser.parse_args()
     base = Settings()
     tune = [s.limited(args.limit) for s in load_sets(base.llm_eval_sets, "tune")]
@@ -120,10 +121,9 @@ async def main() -> None:
             active = None
         finally:
             await store.aclose()
-        if active is not None:
-            runs[f"chosen + {active.version}"] = await measure(
-                settings_with(base, **FIXED, **chosen), active.version, report, bar
-            )
+        adapter = args.adapter or (active.version if active else None)
+        if adapter is not None:
+            runs[f"chosen + {adapter}"] = await measure(settings_with(base, **FIXED, **chosen), adapter, report, bar)
     table = Table(title="LLM reply quality on the evaluation parts (settings chosen on the tuning part)")
     for column in ("run", "set", "similarity", "words median", "p95", "looping", "checks passed", "withheld", "tok/s"):
         table.add_column(column)

@@ -37,8 +37,13 @@ def main(source: Path, out: Path) -> None:
             continue
         seen.add(question.lower())
         cases = parts[part_of(scenario)]
-        cases.append({"id": f"{scenario}-{sum(c['id'].startswith(scenario + '-') for c in cases) + 1}",
-                      "message": question, "reference": answer})
+        cases.append(
+            {
+                "id": f"{scenario}-{sum(c['id'].startswith(scenario + '-') for c in cases) + 1}",
+                "message": question,
+                "reference": answer,
+            }
+        )
     for part, cases in parts.items():
         name = "smalltalk" if part == "eval" else "smalltalk-tune"
         document = {"name": name, "kind": "reference", "part": part, "cases": cases}

@@ -145,7 +145,7 @@ async def evaluate_models(
 async def _answer(writer: ReplyWriter, model: str, eval_set: EvalSet, case: Case, seed: int) -> CaseResult:
     error = None
     try:
-        written = await writer.write(case.history, case.message, model, seed=seed)
+        written = await writer.write(case.history, case.message, model, seed=seed, observe=True)
         reply, raw, guards = written.text, written.raw, written.guards
         seconds, first, tokens = written.seconds, written.first_token_s, written.usage.completion_tokens
     except AssistantError as exc:  # an unavailable model: the case counts as failed, the run goes on
@@ -203,6 +203,8 @@ def _figures(eval_set: EvalSet, results: list[CaseResult]) -> SetFigures:
         "words_median": median(lengths) if lengths else None,
         "words_p95": percentile(lengths, 95) if lengths else None,
         "looping": looping_share(replies),
+        # the model's own text, before the guards cut it: a model that loops is caught even when the guards hide it
+        "model_looping": looping_share([r.raw for r in answered]) if answered else None,
         "repeated_trigrams": mean(r.repeated_trigrams for r in results) if results else None,
         "distinct_2": distinct_n(replies, 2),
         "checks_passed": sum(not r.failed for r in results) / len(results) if results else None,
@@ -233,7 +235,8 @@ def _rounded(metrics: dict[str, float | None]) -> dict[str, float | None]:
 
 HIGHER = ("similarity", "token_f1", "distinct_2", "checks_passed", "tokens_per_s")
 SHOWN = (
-    "similarity", "token_f1", "words_median", "words_p95", "reference_words_median", "looping", "repeated_trigrams",
+    "similarity", "token_f1", "words_median", "words_p95", "reference_words_median", "looping", "model_looping",
+    "repeated_trigrams",
     "distinct_2", "checks_passed", "withheld", "loop_cut", "latency_p50_s", "latency_p95_s", "tokens_per_s",
 )  # fmt: skip
 

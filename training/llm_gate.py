@@ -58,36 +58,40 @@ def _fmt(value: float | None) -> str:
 def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSettings) -> GateResult:
     checks: list[GateCheck] = []
 
-    def compare(name: str, new: float | None, old: float | None, slack: float, higher: bool) -> None:
-        if new is None or old is None:
+    def compare(name: str, new: float | None, old: float | None, limit: float | None, higher: bool) -> None:
+        if new is None or limit is None:
             return
-        limit = old - slack if higher else old + slack
         passed = new >= limit - 1e-9 if higher else new <= limit + 1e-9
         checks.append(GateCheck(name, new, old, round(limit, 4), higher, passed))
 
+    # figure -> (how much worse it may get, whether higher is better)
+    relative = {
+        "similarity": (tolerance.similarity, True),
+        "token_f1": (tolerance.token_f1, True),
+        "looping": (tolerance.looping, False),
+        "model_looping": (tolerance.looping, False),
+        "loop_cut": (tolerance.looping, False),
+        "withheld": (tolerance.withheld, False),
+    }
     for figures in candidate.sets:
         other = active.figures(figures.name)
         if other is None:
             continue
         m, o = figures.metrics, other.metrics
-        if figures.kind == "behaviour":
-            for check, rate in figures.checks.items():
-                checks.append(
-                    GateCheck(f"{figures.name}: {check}", rate, other.checks.get(check), 1.0, True, rate >= 1.0)
-                )
-        else:
-            for check, rate in figures.checks.items():
-                compare(f"{figures.name}: {check}", rate, other.checks.get(check), tolerance.checks, True)
-        compare(f"{figures.name}: similarity", m.get("similarity"), o.get("similarity"), tolerance.similarity, True)
-        compare(f"{figures.name}: token_f1", m.get("token_f1"), o.get("token_f1"), tolerance.token_f1, True)
-        compare(f"{figures.name}: looping", m.get("looping"), o.get("looping"), tolerance.looping, False)
-        compare(f"{figures.name}: withheld", m.get("withheld"), o.get("withheld"), tolerance.withheld, False)
-        compare(f"{figures.name}: loop_cut", m.get("loop_cut"), o.get("loop_cut"), tolerance.looping, False)
+        for check, rate in figures.checks.items():
+            old = other.checks.get(check)
+            if figures.kind == "behaviour":  # every reply must pass, whatever the served model does
+                compare(f"{figures.name}: {check}", rate, old, 1.0, True)
+            else:
+                compare(f"{figures.name}: {check}", rate, old, None if old is None else old - tolerance.checks, True)
+        for name, (slack, higher) in relative.items():
+            old = o.get(name)
+            limit = None if old is None else (old - slack if higher else old + slack)
+            compare(f"{figures.name}: {name}", m.get(name), old, limit, higher)
         old_length = o.get("words_median")
         if old_length is not None:
             allowed = max(old_length * tolerance.length_ratio, 2 * (m.get("reference_words_median") or 0))
-            compare(f"{figures.name}: words_median", m.get("words_median"), allowed, 0.0, False)
-            checks[-1] = GateCheck(checks[-1].name, checks[-1].candidate, old_length, allowed, False, checks[-1].passed)
+            compare(f"{figures.name}: words_median", m.get("words_median"), old_length, allowed, False)
     return GateResult(all(c.passed for c in checks), checks)
 
 

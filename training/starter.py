@@ -10,6 +10,7 @@ beside the environments), so a second clone or a fresh database takes a minute, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelKind
 from assistant.domain import Domain
 from assistant.store import Store, registry
-from training.eval_sets import load_sets
+from training.eval_sets import load_set, load_sets
 from training.llm import train_adapter
 from training.llm_gate import run_gate
 from training.publish import model_server, publish
@@ -48,23 +49,25 @@ class StarterData:
 
 
 def starter_data(settings: Settings) -> StarterData:
-    """The bot's persona examples and its reference sets of part ``tune``."""
+    """The bot's persona examples and its reference sets of part ``tune`` (or the files in
+    ``llm.starter_data``: persona-example files, ``examples: [{message, reply}]``, or reference sets)."""
+    files = list(settings.llm.starter_data)
+    if not files:
+        files = [settings.bot_dir / EXAMPLES_FILE] if (settings.bot_dir / EXAMPLES_FILE).is_file() else []
+        with contextlib.suppress(AssistantError):  # no tuning sets: the persona examples alone
+            files += [s.path for s in load_sets(settings.llm_eval_sets, "tune") if s.kind == "reference"]
     pairs: list[tuple[str, str]] = []
-    sources: list[str] = []
-    examples = settings.bot_dir / EXAMPLES_FILE
-    if examples.is_file():
-        data = yaml.safe_load(examples.read_text()) or {}
-        items = data.get("examples") or []
-        pairs += [(str(i["message"]), str(i["reply"])) for i in items if i.get("message") and i.get("reply")]
-        sources.append(str(examples))
-    try:
-        tuning = [s for s in load_sets(settings.llm_eval_sets, "tune") if s.kind == "reference"]
-    except AssistantError:
-        tuning = []
-    for eval_set in tuning:
-        pairs += [(c.message, str(c.reference)) for c in eval_set.cases]
-        sources.append(str(eval_set.path))
-    return StarterData(pairs, sources)
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise AssistantError(f"cannot read the starter adapter's data {path}: {exc}") from exc
+        if isinstance(data, dict) and "examples" in data:
+            items = data.get("examples") or []
+            pairs += [(str(i["message"]), str(i["reply"])) for i in items if i.get("message") and i.get("reply")]
+        else:
+            pairs += [(c.message, str(c.reference)) for c in load_set(path).cases if c.reference]
+    return StarterData(pairs, [str(f) for f in files])
 
 
 def _key(settings: Settings, persona: str, data: StarterData) -> str:

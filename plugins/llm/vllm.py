@@ -74,16 +74,23 @@ class VLLMServer(OpenAIServer):
 
     async def serves(self, version: ModelVersion) -> bool:
         try:
-            return version.version in await self.loaded()
+            root = (await self.loaded()).get(version.version)
         except httpx.HTTPError:
             return False
+        return root is not None and root in (str(version.path.resolve()), str(version.path))
 
     async def serve(self, version: ModelVersion | None, reroute: Reroute) -> None:
-        """Load the adapter unless vLLM already serves it (None, the base model, is always served)."""
-        if version is None or version.version in await self.loaded():
+        """Load the adapter unless vLLM already serves it from the same files (None, the base model, is always
+        served). A same-named adapter from other files (another registry on this server) is replaced."""
+        if version is None:
             return
         path = str(version.path.resolve())
+        loaded = await self.loaded()
         async with httpx.AsyncClient(timeout=300, headers=self.headers) as http:
+            if version.version in loaded:
+                if loaded[version.version] in (path, str(version.path)):
+                    return
+                await http.post(f"{self.url}/v1/unload_lora_adapter", json={"lora_name": version.version})
             response = await http.post(
                 f"{self.url}/v1/load_lora_adapter", json={"lora_name": version.version, "lora_path": path}
             )

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.database  # runs in the Postgres pass too
 
 TUNING_PART = REPO / "nlu" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
+CHITCHAT = ("tell me a joke", "do you like music", "I'm bored", "what's your favorite color")  # LLM-routed
 LOOP = "I'm a private detective. 2020 is a month in the calendar for the year 2020 in the United States. " * 3
 WALLET = "loyalty_points"
 LABELLED = [
@@ -88,7 +89,7 @@ def test_anonymous_corrections_are_not_trained_on(stack: Stack) -> None:
     """Six widget visitors each 'correct' four LLM replies with the same harmful answer: nothing is trained."""
     for visitor in range(6):
         sender = f"visitor-{visitor}-{uuid.uuid4().hex}"
-        for text in ("tell me something nice", "do you like music", "I'm bored", "what's your favorite color"):
+        for text in CHITCHAT:
             widget_correction(stack, sender, text, ATTACK)
     on_llm_replies = stack.rows(
         "SELECT count(*) AS n FROM feedback f JOIN messages m ON m.id = f.message_id WHERE m.route = 'llm'"
@@ -339,11 +340,12 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     """Reviewers approve visitors' corrections that loop: the adapter copies them (lower held-out loss on
     its own pool than the base model), and the gate's evaluation rejects it, naming the failed checks."""
     stack.db.execute("DELETE FROM feedback")  # a pool of only these corrections
-    for visitor in range(12):
+    for visitor in range(3):
         sender = f"looper-{visitor}-{uuid.uuid4().hex}"
-        bot_id = widget_correction(stack, sender, f"tell me about yourself, number {visitor}", LOOP)
-        approved = stack.admin(f"/messages/{bot_id}/review", {"decision": "approve"})
-        assert approved.status_code == 200, approved.text
+        for text in CHITCHAT:
+            bot_id = widget_correction(stack, sender, text, LOOP)
+            approved = stack.admin(f"/messages/{bot_id}/review", {"decision": "approve"})
+            assert approved.status_code == 200, approved.text
     before = stack.status()["llm"]["active_model"]
     result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -20,10 +20,11 @@ CHECKS = {"not_human": 1.0, "safe": 1.0}
 
 
 def run(model: str, similarity: float, looping: float, words: float, behaviour: dict[str, float] | None = None,
-        withheld: float = 0.0) -> LLMEvaluation:  # fmt: skip
+        withheld: float = 0.0, model_looping: float | None = None) -> LLMEvaluation:  # fmt: skip
     talk: dict[str, Any] = {
         "similarity": similarity, "token_f1": 0.2, "looping": looping, "distinct_2": 0.8, "withheld": withheld,
         "loop_cut": 0.0, "words_median": words, "reference_words_median": 5,
+        "model_looping": looping if model_looping is None else model_looping,
     }  # fmt: skip
     sets = [
         SetFigures("smalltalk", "reference", 40, talk, dict(CHECKS), {}),
@@ -49,7 +50,18 @@ def test_loops_length_and_any_failed_behaviour_check_fail() -> None:
     gate = decide(loopy, run("base", 0.45, 0.0, 12, behaviour={"not_human": 0.9, "safe": 1.0}), LLMGateSettings())
     failed = {c.name for c in gate.failed}
     # a behaviour check must pass on every reply, whatever the served model does
-    assert failed == {"smalltalk: looping", "smalltalk: words_median", "behaviour: not_human"}
+    assert failed == {
+        "smalltalk: looping",
+        "smalltalk: model_looping",
+        "smalltalk: words_median",
+        "behaviour: not_human",
+    }
+
+
+def test_a_model_that_loops_is_caught_even_when_the_guards_cut_its_replies() -> None:
+    hidden = run("llm-0002", 0.45, 0.0, 5, model_looping=0.6)  # the guards cut every loop: replies look fine
+    gate = decide(hidden, run("base", 0.45, 0.0, 9, model_looping=0.05), LLMGateSettings())
+    assert [c.name for c in gate.failed] == ["smalltalk: model_looping"]
 
 
 def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
