@@ -83,9 +83,9 @@ class LLMSettings(BaseModel):
     adapter: str | None = Field(None, description="active LoRA adapter; none means the base model")
     # Sampling, chosen with `assistant eval llm` on the small-talk tuning part (bench/llm_quality.py)
     max_tokens: int = 48
-    temperature: float = 0.7
+    temperature: float = 0.3
     top_p: float = 1.0
-    repetition_penalty: float = Field(1.1, description="vLLM's penalty on tokens already in prompt or reply")
+    repetition_penalty: float = Field(1.0, description="vLLM's penalty on tokens already in prompt or reply")
     frequency_penalty: float = 0.0
     stop: list[str] = Field(["\n"], description="generation ends at these strings")
     guards: bool = Field(True, description="the input and output guards of assistant/guards.py")
