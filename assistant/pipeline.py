@@ -87,6 +87,7 @@ class LLMCall:
         self.model = model
         self.usage = Usage()
         self.prompt: Prompt | None = None
+        self.pieces_received = 0
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._task = asyncio.create_task(self._run(llm, prompt, generation))
 
@@ -94,6 +95,7 @@ class LLMCall:
         try:
             self.prompt = await prompt()
             async for piece in llm.stream(self.prompt.messages, self.model, self.usage, generation):
+                self.pieces_received += 1
                 self._queue.put_nowait(piece)
             self._queue.put_nowait(_DONE)
         except Exception as exc:  # handed to the reader, which decides
@@ -328,6 +330,10 @@ class TurnPipeline:
         finally:
             if not draft.text:  # interrupted: what was generated so far
                 draft.text = guard.raw
+            if call.usage.completion_tokens == 0 and call.prompt is not None:
+                # stopped before the server's usage report: the prompt as counted, one token per streamed piece
+                call.usage.prompt_tokens = call.prompt.tokens or 0
+                call.usage.completion_tokens = call.pieces_received
             draft.prompt = call.prompt.messages if call.prompt else None
             draft.generation = self.writer.record(call.prompt, guard)
         if not draft.text.strip():
