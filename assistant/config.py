@@ -204,6 +204,8 @@ class TrainingSettings(BaseModel):
         [], description="the LLM's evaluation sets (files or folders); empty: the bot's evals/ folder"
     )
     llm_eval_limit: int | None = Field(None, description="at most this many cases per set (a stable sample)")
+    llm_eval_concurrency: int = Field(4, description="evaluation requests in flight at once")
+    llm_eval_timeout_s: float = Field(120.0, description="one evaluation request (live turns use llm.timeout_s)")
     scrubber: str = Field("default", description="entry point in `assistant.scrubbers` for personal data in SFT data")
     lock_stale_after_s: float = 120.0
     standin_host: str = Field(

@@ -40,6 +40,7 @@ from training.reply_metrics import cosine, distinct_n, looping_share, percentile
 
 ROOT = Path(__file__).resolve().parent.parent  # holds inside_rasa/, the encoder tool
 SEED = 1234
+ATTEMPTS = 2  # a case whose request fails is asked once more
 Progress = Callable[[int, int, str], None]
 
 
@@ -90,8 +91,11 @@ class LLMEvaluation:
 
 
 def llm_backend(settings: Settings) -> LLMBackend:
-    """The configured LLM backend plugin, as the app builds it."""
-    return plugins.load(LLM_BACKENDS, settings.llm.backend)(settings, ServingState(settings.default_llm_model))
+    """The configured LLM backend plugin, as the app builds it, but with the evaluation's own timeout: a
+    request that waits behind the others of the run is not a failure of the model."""
+    timeout = max(settings.llm.timeout_s, settings.training.llm_eval_timeout_s)
+    patient = settings.model_copy(update={"llm": settings.llm.model_copy(update={"timeout_s": timeout})})
+    return plugins.load(LLM_BACKENDS, settings.llm.backend)(patient, ServingState(settings.default_llm_model))
 
 
 async def evaluate_model(
@@ -100,12 +104,12 @@ async def evaluate_model(
     model: str,
     sets: list[EvalSet],
     on_progress: Progress | None = None,
-    concurrency: int = 8,
+    concurrency: int | None = None,
 ) -> LLMEvaluation:
     """Every case of ``sets`` answered by ``model`` (a served model name: base or an adapter)."""
     writer = ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
     jobs = [(s, c) for s in sets for c in s.cases]
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(concurrency or settings.training.llm_eval_concurrency)
     done = 0
 
     async def one(index: int, eval_set: EvalSet, case: Case) -> CaseResult:
@@ -144,12 +148,17 @@ async def evaluate_models(
 
 async def _answer(writer: ReplyWriter, model: str, eval_set: EvalSet, case: Case, seed: int) -> CaseResult:
     error = None
-    try:
-        written = await writer.write(case.history, case.message, model, seed=seed, observe=True)
-        reply, raw, guards = written.text, written.raw, written.guards
-        seconds, first, tokens = written.seconds, written.first_token_s, written.usage.completion_tokens
-    except AssistantError as exc:  # an unavailable model: the case counts as failed, the run goes on
-        reply, raw, guards, seconds, first, tokens, error = "", "", [], 0.0, None, 0, str(exc)
+    for attempt in range(ATTEMPTS):
+        try:
+            written = await writer.write(case.history, case.message, model, seed=seed, observe=True)
+            reply, raw, guards = written.text, written.raw, written.guards
+            seconds, first, tokens = written.seconds, written.first_token_s, written.usage.completion_tokens
+            error = None
+            break
+        except AssistantError as exc:  # unavailable: tried again, then the case counts as failed; the run goes on
+            reply, raw, guards, seconds, first, tokens, error = "", "", [], 0.0, None, 0, str(exc)
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(1.0)
     checks = (*ALWAYS, *(c for c in case.checks if c not in ALWAYS))
     failed = failures(reply, writer.context, checks) if error is None else {c: "no reply" for c in checks}
     return CaseResult(

@@ -72,6 +72,7 @@ def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSe
         "model_looping": (tolerance.looping, False),
         "loop_cut": (tolerance.looping, False),
         "withheld": (tolerance.withheld, False),
+        "errors": (0.0, False),  # cases the model did not answer (after a retry)
     }
     for figures in candidate.sets:
         other = active.figures(figures.name)

@@ -92,7 +92,8 @@ def test_anonymous_corrections_are_not_trained_on(stack: Stack) -> None:
         for text in CHITCHAT:
             widget_correction(stack, sender, text, ATTACK)
     on_llm_replies = stack.rows(
-        "SELECT count(*) AS n FROM feedback f JOIN messages m ON m.id = f.message_id WHERE m.route = 'llm'"
+        "SELECT count(*) AS n FROM feedback f JOIN messages m ON m.id = f.message_id "
+        "WHERE m.route = 'llm' AND f.source = 'anonymous' AND f.review = 'pending'"
     )[0]["n"]
     assert on_llm_replies >= 20
     result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "3", timeout=300)
