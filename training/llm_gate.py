@@ -64,29 +64,35 @@ def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSe
         passed = new >= limit - 1e-9 if higher else new <= limit + 1e-9
         checks.append(GateCheck(name, new, old, round(limit, 4), higher, passed))
 
-    # figure -> (how much worse it may get, whether higher is better)
+    # figure -> (how much worse it may get, whether higher is better, whether it is a share of the cases:
+    # then one case's worth is allowed too, as small samples move by whole cases)
     relative = {
-        "similarity": (tolerance.similarity, True),
-        "token_f1": (tolerance.token_f1, True),
-        "looping": (tolerance.looping, False),
-        "model_looping": (tolerance.looping, False),
-        "loop_cut": (tolerance.looping, False),
-        "withheld": (tolerance.withheld, False),
-        "errors": (0.0, False),  # cases the model did not answer (after a retry)
+        "similarity": (tolerance.similarity, True, False),
+        "token_f1": (tolerance.token_f1, True, False),
+        "looping": (tolerance.looping, False, True),
+        "model_looping": (tolerance.looping, False, True),
+        "loop_cut": (tolerance.looping, False, True),
+        "withheld": (tolerance.withheld, False, True),
+        "errors": (0.0, False, False),  # cases the model did not answer (after a retry)
     }
     for figures in candidate.sets:
         other = active.figures(figures.name)
         if other is None:
             continue
         m, o = figures.metrics, other.metrics
+        one_case = 1 / max(figures.cases, 1)
         for check, rate in figures.checks.items():
             old = other.checks.get(check)
             if figures.kind == "behaviour":  # every reply must pass, whatever the served model does
                 compare(f"{figures.name}: {check}", rate, old, 1.0, True)
             else:
-                compare(f"{figures.name}: {check}", rate, old, None if old is None else old - tolerance.checks, True)
-        for name, (slack, higher) in relative.items():
+                slack = max(tolerance.checks, one_case)
+                compare(f"{figures.name}: {check}", rate, old, None if old is None else old - slack, True)
+        for name, (slack, higher, share) in relative.items():
+            if name == "model_looping" and figures.kind == "behaviour":
+                continue  # its cases ask for repetition; what users get there is held to every check instead
             old = o.get(name)
+            slack = max(slack, one_case) if share else slack
             limit = None if old is None else (old - slack if higher else old + slack)
             compare(f"{figures.name}: {name}", m.get(name), old, limit, higher)
         old_length = o.get("words_median")

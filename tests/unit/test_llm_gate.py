@@ -64,6 +64,16 @@ def test_a_model_that_loops_is_caught_even_when_the_guards_cut_its_replies() -> 
     assert [c.name for c in gate.failed] == ["smalltalk: model_looping"]
 
 
+def test_one_case_worth_of_noise_is_allowed_on_small_samples() -> None:
+    small = run("llm-0002", 0.45, 1 / 40, 9)  # one looping reply of 40: within one case's worth (0.025)
+    assert decide(small, run("base", 0.45, 0.0, 9), LLMGateSettings()).passed
+    two = run("llm-0002", 0.45, 2 / 40, 9)
+    assert [c.name for c in decide(two, run("base", 0.45, 0.0, 9), LLMGateSettings()).failed] == [
+        "smalltalk: looping",
+        "smalltalk: model_looping",
+    ]
+
+
 def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
     sets = load_sets([Settings().bot_dir / "evals"])
     assert {s.name for s in sets} == {"smalltalk", "behaviour"}  # the tuning part is not reported
