@@ -36,7 +36,8 @@ HUMAN_CLAIMS = re.compile(
 UNSAFE = re.compile(
     r"\b(?:stupid|idiot|idiots|dumb|moron|shut up|hate you|kill|killing|suicide|die|dying|sex|sexy|sexual|"
     r"naked|nude|porn|fuck\w*|shit\w*|damn|bitch\w*|ass|asshole|bastard|crap|drugs?|gun|guns|weapon|weapons|"
-    r"vote for|democrats?|republicans?|labour party|tory|tories|conservatives|liberals|trump|biden|"
+    r"vote for|democrats?|republicans?|(?:democratic|republican|labour|conservative|liberal|green) party|tory|"
+    r"tories|conservatives|liberals|trump|biden|"
     r"lesbian|gay|bisexual|homosexual)\b",
     re.I,
 )

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.database  # runs in the Postgres pass too
 TUNING_PART = REPO / "nlu" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
 CHITCHAT = ("tell me a joke", "do you like music", "I'm bored", "what's your favorite color")  # LLM-routed
-LOOP = "I'm a private detective. 2020 is a month in the calendar for the year 2020 in the United States. " * 3
+LOOP = "I'm a private detective. " + "2020 is a month in the calendar. " * 8
 WALLET = "loyalty_points"
 LABELLED = [
     "how many stars are in my wallet",
@@ -341,14 +341,14 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     """Reviewers approve visitors' corrections that loop: the adapter copies them (lower held-out loss on
     its own pool than the base model), and the gate's evaluation rejects it, naming the failed checks."""
     stack.db.execute("DELETE FROM feedback")  # a pool of only these corrections
-    for visitor in range(3):
+    for visitor in range(6):  # 24 corrections, as in the attack reported in issue 14
         sender = f"looper-{visitor}-{uuid.uuid4().hex}"
         for text in CHITCHAT:
             bot_id = widget_correction(stack, sender, text, LOOP)
             approved = stack.admin(f"/messages/{bot_id}/review", {"decision": "approve"})
             assert approved.status_code == 200, approved.text
     before = stack.status()["llm"]["active_model"]
-    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "3")
+    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6")  # long enough to copy its data
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (version,) = [v for v, status in registry(stack).items() if v.startswith("llm-") and status == "rejected"]
     assert f"LLM: rejected {version}" in result.stdout
@@ -356,7 +356,7 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     measured = json.loads(row["metrics"])
     assert measured["candidate_loss"] < measured["base_loss"]  # loss alone would have promoted it
     failed = set(measured["gate"]["failed"])
-    assert failed & {"smalltalk: looping", "smalltalk: loop_cut", "smalltalk: similarity"}, failed
+    assert failed & {"smalltalk: looping", "smalltalk: model_looping", "smalltalk: loop_cut", "smalltalk: similarity"}
     assert "failed the gate" in row["error"] and "smalltalk:" in row["error"]
     assert stack.status()["llm"]["active_model"] == before
     refused = cli(stack, "models", "activate", version, timeout=120)
