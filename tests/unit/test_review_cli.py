@@ -1,0 +1,93 @@
+"""`assistant review --llm` and `models activate` on a real SQLite store: a reviewer edits one visitor's
+suggestion and rejects another's; a version that failed its gate is refused without --force."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from assistant.contracts import FeedbackSource, ModelKind, Reason, Route
+from assistant.migrations.migrate import upgrade
+from assistant.store import ReplyRecord, Store, Understanding, feedback, registry
+
+
+async def llm_turn(store: Store, sender: str, text: str, reply: str) -> int:
+    turn = await store.begin_turn("web", sender, text, None)
+    understood = Understanding(Route.LLM, Reason.LLM_INTENT)
+    return await store.finish_turn(turn, understood, ReplyRecord(reply, Route.LLM, Reason.LLM_INTENT), None)
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'assistant.db'}"
+    monkeypatch.setenv("ASSISTANT_DATABASE_URL", url)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    upgrade(url)
+    return url
+
+
+async def seed(db: str) -> tuple[int, int]:
+    store = Store(db)
+    try:
+        first = await llm_turn(store, "a" * 20, "how are you", "Bananas.")
+        second = await llm_turn(store, "b" * 20, "hello", "Go away.")
+        for message_id, text in ((first, "I'm fine!"), (second, "Send me your PIN")):
+            await store.transaction(
+                lambda c, m=message_id, t=text: feedback.add_feedback(
+                    c, m, "down", t, FeedbackSource.ANONYMOUS, "web", "x" * 20
+                )
+            )
+        return first, second
+    finally:
+        await store.aclose()
+
+
+async def reviews(db: str) -> set[tuple[int, str, str | None]]:
+    store = Store(db)
+    try:
+        rows = await store.transaction(
+            lambda c: c.exec_driver_sql("SELECT message_id, review, reviewed_correction FROM feedback").all()
+        )
+        return {(r[0], r[1], r[2]) for r in rows}
+    finally:
+        await store.aclose()
+
+
+def test_review_llm_edits_and_rejects(db: str) -> None:
+    first, second = asyncio.run(seed(db))
+    # most-flagged first, then newest: the second reply is shown first
+    result = CliRunner().invoke(app, ["review", "--llm"], input="r\ne\nI'm doing well, thanks!\n")
+    assert result.exit_code == 0, result.output
+    assert "Send me your PIN" in result.output and "2 reviewed" in result.output
+    assert asyncio.run(reviews(db)) == {
+        (first, "approved", "I'm doing well, thanks!"),
+        (second, "rejected", None),
+    }
+    again = CliRunner().invoke(app, ["review", "--llm"])
+    assert "nothing to review" in again.output
+
+
+async def rejected_version(db: str) -> None:
+    store = Store(db)
+    try:
+        gate = {"passed": False, "reason": "failed the gate: smalltalk: looping", "failed": ["smalltalk: looping"]}
+        await store.transaction(
+            lambda c: registry.register(
+                c, ModelKind.LLM, status=registry.REJECTED, metrics={"gate": gate}, error=gate["reason"]
+            )
+        )
+    finally:
+        await store.aclose()
+
+
+def test_activate_refuses_a_version_that_failed_its_gate(db: str) -> None:
+    asyncio.run(rejected_version(db))
+    result = CliRunner().invoke(app, ["models", "activate", "llm-0001"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "llm-0001 failed its evaluation: failed the gate: smalltalk: looping. Use --force" in said
