@@ -356,9 +356,14 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     measured = json.loads(row["metrics"])
     assert measured["candidate_loss"] < measured["base_loss"]  # loss alone would have promoted it
     failed = set(measured["gate"]["failed"])
-    assert failed & {"smalltalk: looping", "smalltalk: model_looping", "smalltalk: loop_cut", "smalltalk: similarity"}
-    assert "failed the gate" in row["error"] and "smalltalk:" in row["error"]
+    # what gives it away: loops (in what is sent or in the model's own text), replies withheld or grown long
+    degenerate = {"looping", "model_looping", "loop_cut", "similarity", "withheld", "words_median"}
+    assert {name.split(": ")[1] for name in failed if name.startswith("smalltalk: ")} & degenerate, failed
+    assert "failed the gate" in row["error"] and all(name in row["error"] for name in failed)
+    report = (stack.data_dir / "reports").glob("retrain-*/report.md")
+    assert any("## Gate: failed" in r.read_text() and version in r.read_text() for r in report)
     assert stack.status()["llm"]["active_model"] == before
     refused = cli(stack, "models", "activate", version, timeout=120)
-    assert refused.returncode == 1 and "failed its evaluation" in refused.stderr and "--force" in refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "failed its evaluation" in said and "Use --force" in said
     assert stack.status()["llm"]["active_model"] == before
