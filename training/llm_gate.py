@@ -1,7 +1,9 @@
 """The LLM's promotion gate: an adapter is promoted only if every reply of the behaviour sets passes every
 check, and on every set it is not worse than the model served now beyond the tolerances in
 ``training.llm_gate``. Held-out loss is reported next to it but never decides alone: it rewards copying
-whatever the adapter was trained on. Distinct-2 is reported, not gated: short replies in the bot's persona
+whatever the adapter was trained on. Loops are judged by the looping share (over 20 % of a reply's trigrams
+repeated) of what is sent and of the model's own text; how often the loop guard cut a reply (any repeated
+4-gram, a hair trigger) is reported, not gated. Distinct-2 is reported, not gated: short replies in the bot's persona
 ("Cool.", "Hey!") lower it without being worse, and loops are caught by the looping figures."""
 
 from __future__ import annotations
@@ -71,7 +73,6 @@ def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSe
         "token_f1": (tolerance.token_f1, True, False),
         "looping": (tolerance.looping, False, True),
         "model_looping": (tolerance.looping, False, True),
-        "loop_cut": (tolerance.looping, False, True),
         "withheld": (tolerance.withheld, False, True),
         "errors": (0.0, False, False),  # cases the model did not answer (after a retry)
     }

@@ -357,7 +357,7 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     assert measured["candidate_loss"] < measured["base_loss"]  # loss alone would have promoted it
     failed = set(measured["gate"]["failed"])
     # what gives it away: loops (in what is sent or in the model's own text), replies withheld or grown long
-    degenerate = {"looping", "model_looping", "loop_cut", "similarity", "withheld", "words_median"}
+    degenerate = {"looping", "model_looping", "similarity", "withheld", "words_median"}
     assert {name.split(": ")[1] for name in failed if name.startswith("smalltalk: ")} & degenerate, failed
     assert "failed the gate" in row["error"] and all(name in row["error"] for name in failed)
     report = (stack.data_dir / "reports").glob("retrain-*/report.md")
