@@ -28,7 +28,7 @@ SUSPICIOUS = re.compile(r"@|https?:|www\.|\d{3}")  # a contact detail may be com
 TOKEN = re.compile(r"\S+")
 CRISIS_GUARD = "crisis"  # the name the input guard is recorded under
 LOOP_N = 4  # a repeated word 4-gram means the reply has started to loop
-HOLD_WORDS = 3
+HOLD_WORDS = LOOP_N  # the first word of a 4-gram that may still turn out repeated is never shown
 
 
 def speaks_of_self_harm(message: str) -> bool:
@@ -95,7 +95,9 @@ class ReplyGuard:
         """The text before ``position``, back to its last sentence end if it has one."""
         head = self.kept[:position]
         ends = [m.start() for m in SENTENCE_END.finditer(head + " ")]
-        return head[: ends[-1]] if ends and ends[-1] > 0 else head
+        if ends and ends[-1] > 0 and ends[-1] >= self._shown:  # never back past what was streamed
+            return head[: ends[-1]]
+        return head
 
     def _cut_sentences(self, final: bool) -> None:
         text = self.kept.strip() + " " if final else self.kept

@@ -114,3 +114,13 @@ def test_guards_off_pass_the_text_through() -> None:
     guard = ReplyGuard(CONTEXT, max_sentences=1, fallback="FALLBACK", enabled=False)
     text = "I am 28 years old. Call 0800 123 4567."
     assert feed(guard, text).strip() == text and guard.finish() == text
+
+
+def test_streamed_pieces_add_up_to_a_reply_cut_for_repetition() -> None:
+    """Pieces that split words (as tokens do): the repeat's first word is still never shown."""
+    guard = ReplyGuard(CONTEXT, max_sentences=3, fallback="FALLBACK")
+    text = "A: \"A: \"I'm a joke, I'm a joke, I'm a joke"
+    shown = "".join(guard.feed(text[i : i + 2]) for i in range(0, len(text), 2))
+    final = guard.finish()
+    assert "repetition" in guard.applied and final == 'A: "A: "I\'m a joke,'
+    assert shown + guard.remainder(final) == final
