@@ -86,7 +86,8 @@ def test_chat_page_intent_stream_feedback_reload_and_escaping(page: Page, stack:
     seen = [text for text in page.evaluate("window.__seen") if text]
     final = second.locator(".aw-text").text_content()
     assert page.evaluate("window.__typingShown")
-    assert len(set(seen)) >= 3, f"the reply did not grow piece by piece: {seen}"
+    # it grows piece by piece (the guards hold back the last 4 words, so a short reply grows in few steps)
+    assert len(set(seen)) >= 2 and len(seen[0]) < len(final), f"the reply did not grow piece by piece: {seen}"
     assert all(final.startswith(text) for text in seen), (seen, final)
     _, llm_bot = stack.turn(sender)
     assert final == llm_bot["text"] and llm_bot["route"] == "llm"
