@@ -62,6 +62,7 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
     This app also starts the LLM speculatively (while Rasa parses): intent turns still get their
     templated reply, LLM turns their generated one."""
     import signal
+    import threading
     import time
 
     import httpx
@@ -82,17 +83,18 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "assistant", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    lines: list[str] = []  # read as it comes, so the test can wait for the "is up" table
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
     try:
-        deadline, reply = time.monotonic() + 120, None
-        while time.monotonic() < deadline:
-            try:
-                reply = httpx.post(
-                    f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": "ext", "message": "are you a bot"}
-                )
-                break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        assert reply is not None, "the app did not answer within 120 s"
+        deadline = time.monotonic() + 120
+        while not any("Talk to it" in line for line in lines) and time.monotonic() < deadline:
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.5)
+        assert any("Talk to it" in line for line in lines), f"not up within 120 s:\n{''.join(lines)}"
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/rest/webhook", json={"sender": "ext", "message": "are you a bot"}
+        )
         assert reply.json()[0]["text"].startswith("I'm Penny, a virtual assistant")
         assert stack.turn("ext")[1]["route"] == "intent"
         chat = httpx.post(
@@ -106,7 +108,9 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         assert [m["role"] for m in json.loads(bot["prompt"])] == ["system", "user", "assistant", "user"]
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends (the stack's own shutdown test uses SIGTERM)
-        output = process.communicate(timeout=60)[0]
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert process.returncode == 0, output
     assert f"{stack.rasa_url} (external)" in output and f"{stack.vllm_url} (external)" in output
     assert "starting rasa" not in output and "rasa healthy" not in output
