@@ -23,12 +23,15 @@ from assistant.config import Settings
 from assistant.contracts import (
     ACTIONS,
     CHANNELS,
+    EMBEDDERS,
     LLM_BACKENDS,
     NLU_BACKENDS,
     SERVERS,
     Action,
+    AssistantError,
     Channel,
     DeliveringChannel,
+    Embedder,
     FeedbackLimit,
     FeedbackTooLong,
     MessageNotFound,
@@ -39,6 +42,7 @@ from assistant.contracts import (
 from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
 from assistant.pipeline import TurnPipeline
+from assistant.retrieval import HybridRetriever
 from assistant.store import Store
 
 log = logging.getLogger(__name__)
@@ -157,15 +161,30 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 BackendFactory = Callable[[Settings, ServingState], Any]
 
 
+def _retriever(
+    settings: Settings, store: Store, embedder: Callable[[Settings], Embedder] | None
+) -> HybridRetriever | None:
+    """The knowledge base's retriever; without an encoder the app still runs (open questions go to the LLM)."""
+    if not settings.kb.enabled:
+        return None
+    try:
+        made = (embedder or plugins.load(EMBEDDERS, settings.kb.embedder))(settings)
+    except AssistantError as exc:
+        log.warning("the knowledge base is off: %s", exc)
+        return None
+    return HybridRetriever(settings.kb, store, made)
+
+
 def create_app(
     settings: Settings | None = None,
     nlu: BackendFactory | None = None,
     llm: BackendFactory | None = None,
     llm_server: Callable[[Settings], Any] | None = None,
     actions: dict[str, Action] | None = None,
+    embedder: Callable[[Settings], Embedder] | None = None,
 ) -> FastAPI:
-    """The app. ``nlu``, ``llm``, ``llm_server``, ``actions``: use these instead of the plugins the settings name
-    (in-process tests hand in small fakes that implement the contracts)."""
+    """The app. ``nlu``, ``llm``, ``llm_server``, ``actions``, ``embedder``: use these instead of the plugins the
+    settings name (in-process tests hand in small fakes that implement the contracts)."""
     settings = settings or Settings()
     installed = plugins.available(CHANNELS)
     if missing := set(settings.channels) - set(installed):
@@ -191,9 +210,11 @@ def create_app(
         else:
             loaded = actions
         replies_waiting = asyncio.Event()
+        retriever = _retriever(settings, store, embedder)
         pipeline = TurnPipeline(
-            settings, store, nlu_backend, llm_backend, loaded, Domain.load(settings.bot_dir), serving, replies_waiting
-        )
+            settings, store, nlu_backend, llm_backend, loaded, Domain.load(settings.bot_dir), serving, replies_waiting,
+            retriever,
+        )  # fmt: skip
         turns.pipeline = pipeline
         app.state.settings, app.state.store, app.state.pipeline = settings, store, pipeline
         await nlu_backend.health()  # learns the served model's name before the first turn (best effort)

@@ -130,6 +130,40 @@ class LLMSettings(BaseModel):
         )  # fmt: skip
 
 
+class KBSettings(BaseModel):
+    """The knowledge base: documents the LLM answers open questions from (`assistant kb ...`)."""
+
+    enabled: bool = Field(True, description="open questions retrieve from the knowledge base when it has documents")
+    paths: list[Path] = Field(
+        [], description="documents `assistant up` indexes at start (unchanged files cost nothing); empty: the bot's kb/"
+    )
+    embedder: str = Field("minilm", description="embedder plugin (`assistant.embedders`)")
+    encoder_dir: Path | None = Field(None, description="all-MiniLM-L6-v2 as ONNX (scripts/setup.sh makes it)")
+    # Chunking and retrieval, chosen on the ClapNQ tuning part (bench/kb_clapnq.py)
+    chunk_chars: int = Field(1000, description="chunk size in characters (LangChain's recursive splitter)")
+    chunk_overlap: int = 150
+    top_k: int = Field(3, description="passages given to the LLM")
+    candidates: int = Field(20, description="hits taken from each of the keyword and dense searches before fusion")
+    fusion: Literal["rrf", "weighted"] = Field("rrf", description="reciprocal rank fusion or weighted scores")
+    rrf_k: int = 60
+    dense_weight: float = Field(0.5, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
+    min_score: float = Field(0.3, description="score floor: the best passage's cosine similarity to the query")
+    context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
+    smalltalk_intents: list[str] = Field(["chitchat"], description="LLM-routed intents that never retrieve")
+    # Grounded answers
+    max_tokens: int = 160
+    max_sentences: int = 3
+    min_support: float = Field(
+        0.6, description="a sentence is kept when this share of its content words is in the passage it cites"
+    )
+    min_answer_words: int = Field(3, description="fewer supported words than this: the answer abstains")
+    abstain_reply: str = Field(
+        "I'm sorry, I don't know: I couldn't find that in Northwind's documents. I can help with orders, "
+        "deliveries, returns, warranty, payment and our stores.",
+        description="the reply when the documents do not answer an open question",
+    )
+
+
 def config_file() -> Path:
     """The YAML file settings are read from (``ASSISTANT_CONFIG``, default ``assistant.yml``)."""
     return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.yml"))
@@ -259,6 +293,7 @@ class Settings(BaseSettings):
     router: RouterSettings = RouterSettings()
     training: TrainingSettings = TrainingSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    kb: KBSettings = KBSettings()
     delivery: DeliverySettings = DeliverySettings()
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
@@ -307,6 +342,10 @@ class Settings(BaseSettings):
     @property
     def llm_eval_sets(self) -> list[Path]:
         return self.training.llm_eval_sets or [self.bot_dir / "evals"]
+
+    @property
+    def kb_paths(self) -> list[Path]:
+        return self.kb.paths or [self.bot_dir / "kb"]
 
     @property
     def rasa_models_dir(self) -> Path:

@@ -7,7 +7,8 @@ Plugins are classes registered under the entry-point groups below:
 * ``assistant.nlu`` / ``assistant.llm``: ``cls(settings, serving)``, an `NLUBackend` / `LLMBackend`;
 * ``assistant.servers``: ``cls(settings)``, a `ModelServer` (how a model server is launched and what it serves);
   the NLU server also implements `NLUTrainer`;
-* ``assistant.actions``: ``cls(settings)``, an `Action`.
+* ``assistant.actions``: ``cls(settings)``, an `Action`;
+* ``assistant.embedders``: ``cls(settings)``, an `Embedder` (the knowledge base's sentence vectors).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ NLU_BACKENDS = "assistant.nlu"
 LLM_BACKENDS = "assistant.llm"
 SERVERS = "assistant.servers"
 ACTIONS = "assistant.actions"
+EMBEDDERS = "assistant.embedders"
 
 
 # ---------------------------------------------------------------- errors
@@ -86,6 +88,9 @@ class Reason(enum.StrEnum):
     LLM_UNAVAILABLE = "llm_unavailable"
     LLM_EMPTY = "llm_empty"
     CRISIS = "crisis"  # the message spoke of self-harm: the configured crisis reply, no LLM
+    GROUNDED = "grounded"  # answered from the knowledge base's passages, with citations
+    NO_EVIDENCE = "no_evidence"  # an open question the knowledge base has nothing on: the abstain reply
+    UNSUPPORTED = "unsupported"  # the LLM's answer was not supported by the passages: the abstain reply
 
 
 class FeedbackSource(enum.StrEnum):
@@ -391,6 +396,7 @@ class BotReply:
     confidence: float | None
     model: str | None
     latency_ms: float
+    citations: list[Citation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -502,3 +508,53 @@ class DeliveringChannel(Channel, Protocol):
     async def deliver(self, reply: Outgoing) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------- knowledge base
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk of a knowledge-base document as retrieval found it. ``score`` is the fused rank score;
+    ``dense`` the cosine similarity to the query, ``keyword`` the keyword rank score (None: not found that way)."""
+
+    chunk_id: int
+    source: str  # the document's path or URL, as added
+    title: str
+    text: str
+    position: int  # the chunk's place in its document (0, 1, ...)
+    score: float = 0.0
+    dense: float | None = None
+    keyword: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage a reply cites: ``n`` is its number in the reply's ``[n]`` markers."""
+
+    n: int
+    chunk_id: int
+    title: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What one query retrieved, with the knowledge base version it came from (recorded on the turn)."""
+
+    query: str
+    passages: list[Passage]
+    kb_version: str | None
+    latency_ms: float
+    evidence: bool  # some passage passed the score floor
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Sentence vectors for the knowledge base: unit length, one row per text (float32)."""
+
+    name: str  # recorded with the vectors: a different embedder means re-indexing
+    dimensions: int
+
+    def embed(self, texts: list[str]) -> Any:  # numpy.ndarray of shape (len(texts), dimensions)
+        ...

@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from assistant.config import Settings
-from assistant.contracts import ChatMessage, Generation, LLMBackend, Role, TokenCounter, Usage
+from assistant.contracts import ChatMessage, Generation, LLMBackend, Passage, Role, TokenCounter, Usage
 from assistant.domain import Domain
+from assistant.grounding import question_with_passages
 from assistant.guards import CRISIS_GUARD, ReplyGuard, speaks_of_self_harm
 from assistant.reply_checks import CheckContext
 
@@ -68,9 +69,20 @@ class ReplyWriter:
             return self.settings.llm.crisis_reply
         return None
 
-    def guard(self) -> ReplyGuard:
+    def guard(self, passages: Sequence[Passage] = ()) -> ReplyGuard:
+        """The output guard; a grounded reply may have more sentences, and repeat contacts its passages give."""
         cfg = self.settings.llm
-        return ReplyGuard(self.context, cfg.max_sentences, cfg.guard_reply, enabled=cfg.guards)
+        if not passages:
+            return ReplyGuard(self.context, cfg.max_sentences, cfg.guard_reply, enabled=cfg.guards)
+        allowed = "\n".join([self.context.allowed_text, *(p.text for p in passages)])
+        context = replace(self.context, allowed_text=allowed, max_words=self.context.max_words * 2)
+        return ReplyGuard(context, self.settings.kb.max_sentences, cfg.guard_reply, enabled=cfg.guards)
+
+    def generation_for(self, passages: Sequence[Passage] = ()) -> Generation:
+        """Grounded answers get ``kb.max_tokens`` (they quote), small talk the LLM's own settings."""
+        if not passages:
+            return self.generation
+        return replace(self.generation, max_tokens=self.settings.kb.max_tokens)
 
     def record(self, prompt: Prompt | None, guard: ReplyGuard | None, generation: Generation | None = None) -> Record:
         record = Record(settings=asdict(generation or self.generation))
@@ -83,13 +95,16 @@ class ReplyWriter:
                 record.raw = guard.raw
         return record
 
-    async def prompt(self, history: Sequence[tuple[str, str]], message: str, model: str) -> Prompt:
+    async def prompt(
+        self, history: Sequence[tuple[str, str]], message: str, model: str, passages: Sequence[Passage] = ()
+    ) -> Prompt:
         """System persona + as much of the recent ``history`` (oldest first) as fits the model's context
-        next to the reply's ``max_tokens``, counted with the served model's tokenizer; oldest dropped first."""
-        budget = self.context_tokens - self.generation.max_tokens
+        next to the reply's ``max_tokens``, counted with the served model's tokenizer; oldest dropped first.
+        With ``passages`` the message comes with them, numbered, and the instruction to answer from them."""
+        budget = self.context_tokens - self.generation_for(passages).max_tokens
         turns = [ChatMessage("user" if role == Role.USER else "assistant", text) for role, text in history]
         head = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
-        tail = [ChatMessage("user", message)]
+        tail = [ChatMessage("user", question_with_passages(message, list(passages)) if passages else message)]
         dropped = 0
         while True:
             messages = head + turns[dropped:] + tail

@@ -16,6 +16,18 @@ def observe_turn(route: str, reason: str, seconds: float) -> None:
     TURN_SECONDS.labels(route).observe(seconds)
 
 
+RETRIEVALS = Counter("assistant_kb_retrievals_total", "Knowledge-base retrievals", ["evidence"])
+RETRIEVAL_SECONDS = Histogram(
+    "assistant_kb_retrieval_seconds", "Knowledge-base retrieval time (embedding + searches + fusion)",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)  # fmt: skip
+
+
+def observe_retrieval(seconds: float, evidence: bool) -> None:
+    RETRIEVALS.labels("yes" if evidence else "no").inc()
+    RETRIEVAL_SECONDS.observe(seconds)
+
+
 DELIVERIES = Counter(
     "assistant_deliveries_total", "Out-of-band reply delivery attempts", ["channel", "outcome"]
 )  # outcome: delivered | retry | failed

@@ -38,16 +38,22 @@ from assistant.contracts import (
     Generation,
     HistoryItem,
     IncomingMessage,
+    Passage,
     LLMBackend,
     NLUBackend,
     ParseResult,
     Reason,
+    Retrieval,
+    Role,
     Route,
     ServingState,
     Usage,
 )
+from assistant import grounding
 from assistant.domain import Domain
+from assistant.guards import ReplyGuard
 from assistant.llm_reply import Prompt, Record, ReplyWriter
+from assistant.retrieval import HybridRetriever as Retriever
 from assistant.router import Decision, Router
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
 
@@ -70,6 +76,8 @@ class _Draft:
     nlu_error: str | None = None
     error: str | None = None
     done: bool = False
+    retrieval: Retrieval | None = None  # open questions: what the knowledge base gave
+    checked: grounding.Checked | None = None  # grounded answers: what the passages support
 
 
 _DONE = object()
@@ -82,9 +90,15 @@ class LLMCall:
     """
 
     def __init__(
-        self, llm: LLMBackend, model: str, prompt: Callable[[], Awaitable[Prompt]], generation: Generation
+        self,
+        llm: LLMBackend,
+        model: str,
+        prompt: Callable[[], Awaitable[Prompt]],
+        generation: Generation,
+        passages: list[Passage] | None = None,
     ) -> None:
         self.model = model
+        self.passages = passages or []  # a grounded answer's numbered passages
         self.usage = Usage()
         self.prompt: Prompt | None = None
         self.pieces_received = 0
@@ -124,6 +138,7 @@ class TurnPipeline:
         domain: Domain,
         serving: ServingState,
         replies_waiting: asyncio.Event | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -134,6 +149,8 @@ class TurnPipeline:
         self.serving = serving
         self.router = Router(settings.router)
         self.writer = ReplyWriter(settings, llm, domain)
+        self.retriever = retriever if settings.kb.enabled else None
+        self.smalltalk_intents = frozenset(settings.kb.smalltalk_intents)
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
         self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
         self.replies_waiting = replies_waiting or asyncio.Event()  # set when an out-of-band reply is stored
@@ -230,9 +247,14 @@ class TurnPipeline:
                 call.cancel()
             raise
         try:
+            if self._open_question(draft):
+                if call:
+                    call.cancel()  # it was started with the small-talk prompt
+                call = await self._retrieve(turn, message, draft)
             if draft.decision.route == Route.LLM and not draft.text:
                 call = call or self._llm_call(turn, message)
-                async for piece in self._generate(draft, call):
+                generate = self._generate_grounded if call.passages else self._generate
+                async for piece in generate(draft, call):
                     yield piece
             elif call:
                 call.cancel()
@@ -300,44 +322,114 @@ class TurnPipeline:
         else:
             draft.text, draft.answered_by = text, f"utter_{intent}"
 
-    def _llm_call(self, turn: Accepted, message: IncomingMessage) -> LLMCall:
+    def _open_question(self, draft: _Draft) -> bool:
+        """An LLM-routed message that is not small talk: the knowledge base is asked first."""
+        decision = draft.decision
+        return (
+            self.retriever is not None and decision.route == Route.LLM and not draft.text
+            and decision.intent not in self.smalltalk_intents
+        )  # fmt: skip
+
+    async def _retrieve(self, turn: Accepted, message: IncomingMessage, draft: _Draft) -> LLMCall | None:
+        """Retrieve for an open question: passages with evidence give a grounded LLM call; none gives the
+        abstain reply; an empty knowledge base leaves the message to the LLM as before."""
+        assert self.retriever is not None
+        history = await self.store.history(turn, 2 * self.settings.kb.context_turns)
+        context = [text for role, text in history if role == Role.USER]
+        try:
+            draft.retrieval = retrieval = await self.retriever.retrieve(message.text, context)
+        except Exception as exc:  # the knowledge base must not lose the turn: answer without it
+            log.exception("retrieval failed; the LLM answers without the knowledge base")
+            draft.error = f"retrieval: {exc!r}"
+            return None
+        metrics.observe_retrieval(retrieval.latency_ms / 1000, retrieval.evidence)
+        if not retrieval.passages:  # no documents: the LLM answers as it did before there was a knowledge base
+            return None
+        if not retrieval.evidence:
+            draft.text, draft.reason, draft.answered_by = self.settings.kb.abstain_reply, Reason.NO_EVIDENCE, "kb"
+            return None
+        return self._llm_call(turn, message, retrieval.passages)
+
+    def _llm_call(self, turn: Accepted, message: IncomingMessage, passages: list[Passage] | None = None) -> LLMCall:
         model = self.serving.llm_model
+        history_turns = self.settings.llm.history_turns
 
         async def prompt() -> Prompt:
-            history = await self.store.history(turn, 2 * self.settings.llm.history_turns)
-            return await self.writer.prompt(history, message.text, model)
+            history = await self.store.history(turn, 2 * history_turns)
+            return await self.writer.prompt(history, message.text, model, passages or ())
 
-        return LLMCall(self.llm, model, prompt, self.writer.generation)
+        return LLMCall(self.llm, model, prompt, self.writer.generation_for(passages or ()), passages)
 
     async def _generate(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
-        draft.answered_by, draft.usage = call.model, call.usage
         guard = self.writer.guard()
         try:
+            async with contextlib.aclosing(self._pieces(draft, call)) as pieces:
+                async for piece in pieces:
+                    shown = guard.feed(piece)
+                    if shown:
+                        yield shown
+                    if guard.stopped:
+                        call.cancel()  # the guard cut the reply: no need for the rest
+                        break
+            if draft.error is None:
+                draft.text = guard.finish()
+                rest = guard.remainder(draft.text)
+                if rest:
+                    yield rest
+        finally:  # also when the client went away mid-reply
+            self._finish_generation(draft, call, guard)
+        if not draft.text.strip():
+            draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.LLM_EMPTY
+
+    async def _generate_grounded(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
+        """A grounded answer streams sentence by sentence: each is shown once the passages support it."""
+        guard = self.writer.guard(call.passages)
+        min_support = self.settings.kb.min_support
+        pending, shown = "", 0
+        try:
+            async with contextlib.aclosing(self._pieces(draft, call)) as pieces:
+                async for piece in pieces:
+                    pending += guard.feed(piece)
+                    *complete, pending = grounding.SENTENCE_END.split(pending)
+                    for sentence in complete:
+                        judged = grounding.judge(sentence, call.passages, min_support)
+                        if judged.kept and judged.passage is not None:
+                            yield (" " if shown else "") + grounding.cited(sentence, judged.passage)
+                            shown += 1
+                    if guard.stopped:
+                        call.cancel()
+                        break
+            if draft.error is None:
+                draft.checked = checked = grounding.check(guard.finish(), call.passages, min_support)
+                if checked.words >= self.settings.kb.min_answer_words:
+                    draft.text, draft.reason = checked.text, Reason.GROUNDED
+                else:
+                    draft.text, draft.reason = self.settings.kb.abstain_reply, Reason.UNSUPPORTED
+                    yield ("\n\n" if shown else "") + draft.text
+        finally:
+            self._finish_generation(draft, call, guard)
+        if not draft.text.strip():
+            draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.LLM_EMPTY
+
+    async def _pieces(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
+        """The call's pieces; an unavailable LLM ends them, with the fallback reply recorded on the draft."""
+        draft.answered_by, draft.usage = call.model, call.usage
+        try:
             async for piece in call.pieces():
-                shown = guard.feed(piece)
-                if shown:
-                    yield shown
-                if guard.stopped:
-                    call.cancel()  # the guard cut the reply: no need for the rest
-                    break
-            draft.text = guard.finish()
-            rest = guard.remainder(draft.text)
-            if rest:
-                yield rest
+                yield piece
         except BackendUnavailable as exc:
             log.warning("LLM unavailable, answering with the fallback reply: %s", exc)
             draft.text, draft.reason, draft.error = self.settings.llm.fallback_reply, Reason.LLM_UNAVAILABLE, str(exc)
-        finally:
-            if not draft.text:  # interrupted: what was generated so far
-                draft.text = guard.raw
-            if call.usage.completion_tokens == 0 and call.prompt is not None:
-                # stopped before the server's usage report: the prompt as counted, one token per streamed piece
-                call.usage.prompt_tokens = call.prompt.tokens or 0
-                call.usage.completion_tokens = call.pieces_received
-            draft.prompt = call.prompt.messages if call.prompt else None
-            draft.generation = self.writer.record(call.prompt, guard)
-        if not draft.text.strip():
-            draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.LLM_EMPTY
+
+    def _finish_generation(self, draft: _Draft, call: LLMCall, guard: ReplyGuard) -> None:
+        if not draft.text:  # interrupted: what was generated so far
+            draft.text = guard.raw
+        if call.usage.completion_tokens == 0 and call.prompt is not None:
+            # stopped before the server's usage report: the prompt as counted, one token per streamed piece
+            call.usage.prompt_tokens = call.prompt.tokens or 0
+            call.usage.completion_tokens = call.pieces_received
+        draft.prompt = call.prompt.messages if call.prompt else None
+        draft.generation = self.writer.record(call.prompt, guard)
 
     async def _store_reply(self, turn: Accepted, draft: _Draft, started: float, deliver_via: str | None) -> BotReply:
         if not draft.done and draft.error is None:
@@ -367,6 +459,7 @@ class TurnPipeline:
             latency_ms=latency_ms,
             error=draft.error,
             generation=asdict(draft.generation) if draft.generation else None,
+            retrieval=_retrieval_record(draft),
         )
         changed_slots = draft.slots if draft.slots != turn.slots else None
         message_id = await self.store.finish_turn(turn, understanding, reply, changed_slots, deliver_via)
@@ -383,4 +476,32 @@ class TurnPipeline:
             confidence=top.confidence if top else None,
             model=draft.answered_by,
             latency_ms=latency_ms,
+            citations=draft.checked.citations if draft.checked and draft.reason == Reason.GROUNDED else [],
         )
+
+
+def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
+    """What is stored with a turn that asked the knowledge base (``messages.retrieval``)."""
+    retrieval = draft.retrieval
+    if retrieval is None:
+        return None
+    grounded = draft.checked is not None and draft.reason == Reason.GROUNDED
+    return {
+        "kb_version": retrieval.kb_version,
+        "query": retrieval.query,
+        "latency_ms": round(retrieval.latency_ms, 2),
+        "evidence": retrieval.evidence,
+        "passages": [
+            {
+                "chunk_id": p.chunk_id,
+                "score": round(p.score, 5),
+                "dense": p.dense,
+                "keyword": p.keyword,
+                "source": p.source,
+                "title": p.title,
+            }
+            for p in retrieval.passages
+        ],  # fmt: skip
+        "citations": [asdict(c) for c in draft.checked.citations] if grounded and draft.checked else [],
+        "support": draft.checked.as_record() if draft.checked else [],
+    }

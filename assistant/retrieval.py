@@ -1,0 +1,144 @@
+"""Hybrid retrieval from the knowledge base: keyword and dense searches fused into one ranking.
+
+The query is the message, and, when the conversation has earlier user messages, also the message with them
+(so "and to Sweden?" after "do you ship to Norway?" finds the shipping page). Each query runs a keyword and
+a dense search; the lists are fused by reciprocal rank (``kb.fusion: rrf``) or by weighted normalised scores
+(``weighted``), chosen on the ClapNQ tuning part (bench/kb_clapnq.py). The evidence floor is on the best
+passage's cosine similarity to the query (``kb.min_score``).
+
+``LangChainRetriever`` exposes the same search as a LangChain ``BaseRetriever``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from sqlalchemy import Connection, select
+
+from assistant.config import KBSettings
+from assistant.contracts import Embedder, Passage, Retrieval
+from assistant.store import Store
+from assistant.store import knowledge as kb
+from assistant.store.tables import KBChunk
+
+Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+
+
+def rrf(rankings: Sequence[Ranking], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion: each list adds 1 / (k + rank) for every id it holds (rank from 1)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def weighted(keyword: Sequence[Ranking], dense: Sequence[Ranking], dense_weight: float) -> dict[int, float]:
+    """Weighted scores: each keyword list divided by its best score (so 0..1), dense cosines as they are,
+    averaged over the lists of each kind, then ``dense_weight`` * dense + (1 - it) * keyword."""
+
+    def mean_of(rankings: Sequence[Ranking], normalise: bool) -> dict[int, float]:
+        total: dict[int, float] = {}
+        for ranking in rankings:
+            best = max((score for _, score in ranking), default=0.0)
+            for chunk_id, score in ranking:
+                value = score / best if normalise and best > 0 else score
+                total[chunk_id] = total.get(chunk_id, 0.0) + value / len(rankings)
+        return total
+
+    keywords, denses = mean_of(keyword, True), mean_of(dense, False)
+    return {
+        chunk_id: dense_weight * denses.get(chunk_id, 0.0) + (1 - dense_weight) * keywords.get(chunk_id, 0.0)
+        for chunk_id in keywords.keys() | denses.keys()
+    }
+
+
+def queries(text: str, context: Sequence[str], turns: int) -> list[str]:
+    """The message alone, then the message after the last ``turns`` earlier user messages (if any)."""
+    earlier = [c for c in context if c.strip()][-turns:] if turns > 0 else []
+    return [text] + ([" ".join([*earlier, text])] if earlier else [])
+
+
+class HybridRetriever:
+    """Retrieval over the store's knowledge base with the configured embedder (the `Retriever` of a turn)."""
+
+    def __init__(self, settings: KBSettings, store: Store, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.dense_index = kb.DenseIndex()
+
+    async def retrieve(self, text: str, context: Sequence[str] = (), top_k: int | None = None) -> Retrieval:
+        started = time.perf_counter()
+        version = await self.store.transaction(kb.current_version)
+        if version is None or version.chunks == 0:  # nothing to search: no embedding either
+            return Retrieval(text, [], version.version if version else None, 0.0, False)
+        texts = queries(text, context, self.settings.context_turns)
+        vectors = await asyncio.to_thread(self.embedder.embed, texts)  # onnxruntime releases the GIL
+        result = await self.store.transaction(lambda conn: self.search(conn, texts, vectors, top_k))
+        return replace(result, latency_ms=(time.perf_counter() - started) * 1000)
+
+    def search(self, conn: Connection, texts: list[str], vectors: Any, top_k: int | None = None) -> Retrieval:
+        """The searches and the fusion, in one transaction (``texts[0]`` is the message itself)."""
+        cfg = self.settings
+        version = kb.current_version(conn)
+        name = version.version if version else None
+        keyword = [kb.keyword_search(conn, t, cfg.candidates) for t in texts]
+        dense = [self.dense_index.search(conn, name, v, cfg.candidates) for v in vectors]
+        if cfg.fusion == "rrf":
+            fused = rrf([*keyword, *dense], cfg.rrf_k)
+        else:
+            fused = weighted(keyword, dense, cfg.dense_weight)
+        best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[: top_k or cfg.top_k]
+        found = kb.passages(conn, best)
+        cosines = _cosines(conn, best, vectors[-1])  # to the fullest query (with context, if any)
+        keyword_scores = {chunk_id: score for ranking in keyword for chunk_id, score in reversed(ranking)}
+        passages = [
+            replace(found[i], score=fused[i], dense=cosines.get(i), keyword=keyword_scores.get(i))
+            for i in best if i in found
+        ]  # fmt: skip
+        evidence = any((p.dense or 0.0) >= cfg.min_score for p in passages)
+        return Retrieval(query=texts[-1], passages=passages, kb_version=name, latency_ms=0.0, evidence=evidence)
+
+
+def _cosines(conn: Connection, ids: list[int], vector: Any) -> dict[int, float]:
+    if not ids:
+        return {}
+    chunks = KBChunk.__table__
+    rows = conn.execute(select(chunks.c.id, chunks.c.embedding).where(chunks.c.id.in_(ids)))
+    query = np.asarray(vector, dtype=np.float32)
+    return {row[0]: float(np.dot(np.asarray(row[1], dtype=np.float32), query)) for row in rows}
+
+
+class LangChainRetriever(BaseRetriever):
+    """The knowledge base as a LangChain retriever: ``await LangChainRetriever(retriever=r).ainvoke("...")``
+    gives Documents with the chunk id, source, title and scores in their metadata."""
+
+    retriever: Any  # HybridRetriever (Any: it is not a pydantic model)
+    top_k: int | None = None
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        result: Retrieval = await self.retriever.retrieve(query, top_k=self.top_k)
+        return [_document(p, result.kb_version) for p in result.passages]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
+        result: Retrieval = asyncio.run(self.retriever.retrieve(query, top_k=self.top_k))  # outside an event loop
+        return [_document(p, result.kb_version) for p in result.passages]
+
+
+def _document(passage: Passage, kb_version: str | None) -> LCDocument:
+    metadata = {
+        "chunk_id": passage.chunk_id, "source": passage.source, "title": passage.title, "position": passage.position,
+        "score": passage.score, "dense": passage.dense, "keyword": passage.keyword, "kb_version": kb_version,
+    }  # fmt: skip
+    return LCDocument(page_content=passage.text, metadata=metadata)

@@ -1,0 +1,1 @@
+"""embedder plugins: sentence vectors for the knowledge base."""
