@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from assistant import __version__, api, plugins
@@ -43,7 +43,7 @@ from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
 from assistant.pipeline import TurnPipeline
 from assistant.retrieval import HybridRetriever
-from assistant.store import Store
+from assistant.store import Store, knowledge
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,17 @@ def create_app(
     for channel in channels.values():
         app.include_router(_router(channel, turns))
     app.include_router(api.router())
+
+    @app.get("/kb/passages/{chunk_id}", response_class=PlainTextResponse)
+    async def passage(chunk_id: int, request: Request) -> Response:
+        """A passage a reply cited (the widget links its sources here): its title, document name and text."""
+        store: Store = request.app.state.store
+        found = await store.transaction(lambda conn: knowledge.passages(conn, [chunk_id]))
+        if chunk_id not in found:
+            return JSONResponse({"message": f"no passage {chunk_id} in the knowledge base"}, status_code=404)
+        p = found[chunk_id]
+        name = p.source.rsplit("/", 1)[-1]
+        return PlainTextResponse(f"{p.title} ({name})\n\n{p.text}\n")
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -498,6 +498,7 @@ class Outgoing:
     metadata: dict[str, Any]
     attempt: int
     state: dict[str, Any]
+    citations: list[Citation] = field(default_factory=list)  # the sources of a reply from the knowledge base
 
 
 @runtime_checkable

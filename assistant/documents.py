@@ -87,8 +87,8 @@ def read(path: Path) -> Document:
         if kind == "html":
             text, title = _html(raw, title)
         elif kind == "markdown":
-            heading = HEADING.search(raw)
-            text, title = raw, heading.group(1) if heading else title
+            heading = HEADING.search(raw)  # the first heading is the title (and not repeated in every chunk)
+            text, title = (raw[: heading.start()] + raw[heading.end() :], heading.group(1)) if heading else (raw, title)
         else:
             text = raw
     text = re.sub(r"[ \t]+", " ", text).strip()

@@ -12,18 +12,143 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import snowballstemmer
+
 from assistant.contracts import Citation, Passage
 
+STEMMER = snowballstemmer.stemmer("english")
 CITE = re.compile(r"\s*\[(\d{1,2})\]")
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 FUNCTION_WORDS = frozenset(
-    "a about above after again all also am an and any are as at be because been before being below between both "
-    "but by can could did do does doing don down during each few for from further had has have having he her here "
-    "hers him his how i if in into is it its itself just me more most my no nor not now of off on once only or "
-    "other our ours out over own same she should so some such than that the their theirs them then there these "
-    "they this those through to too under until up very was we were what when where which while who whom why will "
-    "with would you your yours yes know sorry passage passages according".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "don",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yes",
+        "know",
+        "sorry",
+        "passage",
+        "passages",
+        "according",
+    ]
 )
 
 INSTRUCTIONS = (
@@ -42,16 +167,9 @@ def question_with_passages(question: str, passages: list[Passage]) -> str:
 
 
 def content_words(text: str) -> list[str]:
+    """The words that carry meaning, stemmed (Snowball), so "kettles" matches "kettle" and "shipped" "ship"."""
     words = WORD.findall(CITE.sub(" ", text).lower())
-    return [_stem(w) for w in words if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())]
-
-
-def _stem(word: str) -> str:
-    """Enough stemming to match "kettles" with "kettle" and "shipped" with "ship"."""
-    for suffix in ("ies", "es", "s", "ed", "ing"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+    return STEMMER.stemWords([w for w in words if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())])
 
 
 def support(sentence: str, passage: str) -> float:
@@ -109,7 +227,7 @@ def check(answer: str, passages: list[Passage], min_support: float) -> Checked:
     """Keep the supported sentences, each with its citation marker; collect the citations."""
     checked = Checked(text="")
     kept: list[str] = []
-    cited: dict[int, Citation] = {}
+    sources: dict[int, Citation] = {}
     for sentence in sentences(answer):
         judged = judge(sentence, passages, min_support)
         checked.judged.append(judged)
@@ -117,8 +235,8 @@ def check(answer: str, passages: list[Passage], min_support: float) -> Checked:
             continue
         kept.append(cited(sentence, judged.passage))
         passage = passages[judged.passage - 1]
-        cited.setdefault(judged.passage, Citation(judged.passage, passage.chunk_id, passage.title, passage.source))
+        sources.setdefault(judged.passage, Citation(judged.passage, passage.chunk_id, passage.title, passage.source))
         checked.words += len(content_words(sentence))
     checked.text = " ".join(kept)
-    checked.citations = [cited[n] for n in sorted(cited)]
+    checked.citations = [sources[n] for n in sorted(sources)]
     return checked

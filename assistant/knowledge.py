@@ -7,6 +7,8 @@ Every change is recorded as a new knowledge-base version (``kb-0004``), which tu
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import Connection
 
 from assistant.config import KBSettings
 from assistant.contracts import Embedder
-from assistant.documents import Document, find_files, read, split
+from assistant.documents import Chunk, Document, find_files, read, split
 from assistant.store import Store
 from assistant.store import knowledge as kb
 
@@ -51,23 +53,8 @@ class KnowledgeBase:
 
     async def add(self, paths: Iterable[Path], progress: Progress | None = None) -> Change:
         """Index these files and folders (see the module docstring)."""
-        paths = list(paths)
-        files = find_files(paths)  # raises a sentence for a missing path or an unsupported file
-        folders = [str(p.resolve()) for p in paths if p.is_dir()]
         known = await self.store.transaction(kb.document_hashes)
-        change = Change()
-        documents: list[Document] = []
-        for i, path in enumerate(files):
-            document = read(path)
-            if progress:
-                progress("reading", i + 1, len(files))
-            if known.get(document.source) == document.content_hash:
-                change.unchanged.append(document.source)
-            else:
-                (change.replaced if document.source in known else change.added).append(document.source)
-                documents.append(document)
-        present = {str(p) for p in files}
-        change.removed = [s for s in known if any(_under(s, f) for f in folders) and s not in present]
+        change, documents = await asyncio.to_thread(_plan_add, list(paths), known, progress)
         await self._write(documents, change, progress)
         return change
 
@@ -76,8 +63,7 @@ class KnowledgeBase:
         known = await self.store.transaction(kb.document_hashes)
         change = Change()
         for source in sources:
-            resolved = str(Path(source).resolve())
-            name = source if source in known else resolved
+            name = source if source in known else _absolute(source)
             if name not in known:
                 raise kb.UnknownDocument(f"the knowledge base has no document {source!r} (see `assistant kb list`)")
             change.removed.append(name)
@@ -88,13 +74,7 @@ class KnowledgeBase:
         """Read every document again and embed every chunk again (after changing the embedder or the chunk
         sizes); documents whose files are gone are dropped."""
         known = await self.store.transaction(kb.document_hashes)
-        change, documents = Change(), []
-        for source in known:
-            if Path(source).is_file():
-                documents.append(read(Path(source)))
-                change.replaced.append(source)
-            else:
-                change.removed.append(source)
+        change, documents = await asyncio.to_thread(_plan_reindex, known)
         await self._write(documents, change, progress)
         return change
 
@@ -130,6 +110,56 @@ class KnowledgeBase:
             return kb.record_version(conn, self.embedder.name, what).version
 
         change.version = await self.store.transaction(work)
+
+    def _embed(self, documents: list[list[Chunk]], progress: Progress | None) -> list[list[kb.NewChunk]]:
+        total, done = sum(len(chunks) for chunks in documents), 0
+        embedded: list[list[kb.NewChunk]] = []
+        for chunks in documents:
+            vectors = self.embedder.embed([c.for_embedding for c in chunks]) if chunks else []
+            embedded.append(
+                [
+                    kb.NewChunk(c.title, c.text, c.content_hash, vector)
+                    for c, vector in zip(chunks, vectors, strict=True)
+                ]
+            )
+            done += len(chunks)
+            if progress:
+                progress("embedding", done, total)
+        return embedded
+
+
+def _plan_add(paths: list[Path], known: dict[str, str], progress: Progress | None) -> tuple[Change, list[Document]]:
+    """Which files are new, changed, unchanged, and which documents under the folders are gone."""
+    files = find_files(paths)  # raises a sentence for a missing path or an unsupported file
+    folders = [str(p.resolve()) for p in paths if p.is_dir()]
+    change, documents = Change(), []
+    for i, path in enumerate(files):
+        document = read(path)
+        if progress:
+            progress("reading", i + 1, len(files))
+        if known.get(document.source) == document.content_hash:
+            change.unchanged.append(document.source)
+        else:
+            (change.replaced if document.source in known else change.added).append(document.source)
+            documents.append(document)
+    present = {str(p) for p in files}
+    change.removed = [s for s in known if any(_under(s, f) for f in folders) and s not in present]
+    return change, documents
+
+
+def _plan_reindex(known: dict[str, str]) -> tuple[Change, list[Document]]:
+    change, documents = Change(), []
+    for source in known:
+        if Path(source).is_file():
+            documents.append(read(Path(source)))
+            change.replaced.append(source)
+        else:
+            change.removed.append(source)
+    return change, documents
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(path)
 
 
 def _under(source: str, folder: str) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from assistant import metrics
+from assistant import grounding, metrics
 from assistant.config import Settings
 from assistant.contracts import (
     Accepted,
@@ -38,10 +38,10 @@ from assistant.contracts import (
     Generation,
     HistoryItem,
     IncomingMessage,
-    Passage,
     LLMBackend,
     NLUBackend,
     ParseResult,
+    Passage,
     Reason,
     Retrieval,
     Role,
@@ -49,7 +49,6 @@ from assistant.contracts import (
     ServingState,
     Usage,
 )
-from assistant import grounding
 from assistant.domain import Domain
 from assistant.guards import ReplyGuard
 from assistant.llm_reply import Prompt, Record, ReplyWriter
@@ -491,17 +490,12 @@ def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
         "query": retrieval.query,
         "latency_ms": round(retrieval.latency_ms, 2),
         "evidence": retrieval.evidence,
-        "passages": [
-            {
-                "chunk_id": p.chunk_id,
-                "score": round(p.score, 5),
-                "dense": p.dense,
-                "keyword": p.keyword,
-                "source": p.source,
-                "title": p.title,
-            }
-            for p in retrieval.passages
-        ],  # fmt: skip
+        "passages": [_passage_record(p) for p in retrieval.passages],
         "citations": [asdict(c) for c in draft.checked.citations] if grounded and draft.checked else [],
         "support": draft.checked.as_record() if draft.checked else [],
     }
+
+
+def _passage_record(p: Passage) -> dict[str, Any]:
+    return {"chunk_id": p.chunk_id, "score": round(p.score, 5), "dense": p.dense, "keyword": p.keyword,
+            "source": p.source, "title": p.title}  # fmt: skip

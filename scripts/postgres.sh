@@ -1,38 +1,28 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL for the tests: installs the Debian package when the server binaries are missing,
-# starts a cluster in /tmp (the server's own user must reach it) on loopback (port $PGPORT, default 54329) and prints the SQLAlchemy URL
-# of its empty `assistant` database on stdout (everything else goes to stderr). Idempotent: a cluster that
-# already runs is reused.
+# A throwaway PostgreSQL with pgvector for the tests: the server binaries come from the PyPI wheel `pgserver`
+# (PostgreSQL 16 + pgvector, installed in .venv by the test extras: Debian 12 has no pgvector package). It starts
+# a cluster in /tmp (the server's own user must reach it) on loopback (port $PGPORT, default 54329) and prints
+# the SQLAlchemy URL of its empty `assistant` database on stdout (everything else goes to stderr). Idempotent:
+# a cluster that already runs is reused.
 #
 #   export ASSISTANT_TEST_POSTGRES_URL="$(bash scripts/postgres.sh)"
 #   bash scripts/postgres.sh stop
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PORT="${PGPORT:-54329}"
-DATA="${ASSISTANT_TEST_PGDATA:-${TMPDIR:-/tmp}/assistant-postgres-$(echo "$ROOT" | sha1sum | cut -c1-8)}"
+DATA="${ASSISTANT_TEST_PGDATA:-${TMPDIR:-/tmp}/assistant-pg16-$(echo "$ROOT" | sha1sum | cut -c1-8)}"
 log() { echo "[postgres] $*" >&2; }
 
-bindir() {
-  local pg_config
-  for pg_config in /usr/lib/postgresql/*/bin/pg_config; do
-    [[ -x "$pg_config" ]] && { dirname "$pg_config"; return; }
-  done
-  command -v pg_ctl >/dev/null 2>&1 && dirname "$(readlink -f "$(command -v pg_ctl)")"
-}
-
-BIN="$(bindir || true)"
-if [[ -z "$BIN" ]]; then
-  log "PostgreSQL is not installed: apt-get install postgresql"
-  if [[ "$(id -u)" != 0 ]]; then
-    log "installing it needs root; run: sudo apt-get install -y postgresql"
-    exit 1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 \
-    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; }
-  BIN="$(bindir)"
+BIN="$("$ROOT/.venv/bin/python" -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("pgserver").origin).parent / "pginstall" / "bin")' 2>/dev/null || true)"
+if [[ -z "$BIN" || ! -x "$BIN/pg_ctl" ]]; then
+  log "PostgreSQL with pgvector comes from the pgserver wheel: run \`bash scripts/setup.sh app\` first"
+  exit 1
+fi
+if [[ "$(id -u)" == 0 ]] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin postgres
 fi
 
-# The server refuses to run as root: root hands the cluster to the `postgres` user the package created.
+# The server refuses to run as root: root hands the cluster to the `postgres` user.
 as_owner() {
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

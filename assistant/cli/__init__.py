@@ -2,8 +2,8 @@
 
 serve.py: up, serve, chat, status · db.py: db upgrade · train.py: train nlu · retrain.py: retrain ·
 data.py: export, review · models.py: models list/activate/rollback · evaluate.py: eval nlu ·
-kb.py: kb add/list/remove/reindex/search · telegram.py: telegram set-webhook. Shared: context.py (settings and store once per command, errors as
-sentences), terminal.py (consoles).
+kb.py: kb add/list/remove/reindex/search · telegram.py: telegram set-webhook.
+Shared: context.py (settings and store once per command, errors as sentences), terminal.py (consoles).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from rich.table import Table
 from assistant.cli.context import Context, sentences
 from assistant.cli.terminal import console, err
 from assistant.config import Settings
+from assistant.contracts import AssistantError
 
 MAX_RESTARTS = 5
 
@@ -61,6 +62,7 @@ def up() -> None:
     _build_app(settings)  # a wrong channel option stops here, before any server starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     context.migrate()
+    _index_knowledge(context)
     supervisor = Supervisor(settings.data_dir / "logs", console)
     state_file = settings.data_dir / "run" / "services.json"
 
@@ -107,6 +109,24 @@ def up() -> None:
         supervisor.stop_all()
         state_file.unlink(missing_ok=True)
     console.print("[green]✔[/] stopped")
+
+
+def _index_knowledge(context: Context) -> None:
+    """Bring the knowledge base up to date with ``kb.paths`` (default: the bot's kb/ folder, if it has one);
+    unchanged files cost nothing. A failure is reported and the assistant starts anyway."""
+    settings = context.settings
+    paths = [p for p in settings.kb_paths if settings.kb.paths or p.exists()]
+    if not settings.kb.enabled or not paths:
+        return
+    from assistant.cli.kb import index
+
+    try:
+        change = index(context, "add", paths=paths)
+    except AssistantError as exc:
+        err.print(f"[yellow]the knowledge base was not updated: {exc}[/]")
+        return
+    if change.changed:
+        console.print(f"[green]✔[/] knowledge base: {change.summary()}")
 
 
 def _starter(context: Context) -> None:

@@ -19,10 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Float, delete, func, insert, literal, select, text, update
 
 from assistant.contracts import AssistantError, Passage
-from assistant.store.tables import KBChunk, KBDocument, KBVersion, utcnow
+from assistant.store.tables import Embedding, KBChunk, KBDocument, KBVersion, utcnow
 
 documents_t = KBDocument.__table__
 chunks_t = KBChunk.__table__
@@ -30,9 +30,66 @@ versions_t = KBVersion.__table__
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 STOPWORDS = frozenset(
-    "a an and are as at be by can could do does did for from has have how i if in is it its me my of on or our "
-    "please so than that the their them then there these they this to was we were what when where which who "
-    "whom why will with would you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "please",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 
 
@@ -205,15 +262,11 @@ def keyword_search(conn: Connection, query: str, k: int) -> list[tuple[int, floa
 
 
 def dense_search_postgres(conn: Connection, vector: Any, k: int) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity) through pgvector's HNSW index."""
-    rows = conn.execute(
-        select(
-            chunks_t.c.id, (1 - chunks_t.c.embedding.cosine_distance(np.asarray(vector, dtype=np.float32))).label("s")
-        )
-        .order_by(chunks_t.c.embedding.cosine_distance(np.asarray(vector, dtype=np.float32)))
-        .limit(k)
-    )
-    return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+    """(chunk id, cosine similarity) through pgvector's HNSW index (``<=>`` is the cosine distance)."""
+    query = literal(np.asarray(vector, dtype=np.float32), Embedding())
+    distance = chunks_t.c.embedding.op("<=>", return_type=Float())(query)
+    rows = conn.execute(select(chunks_t.c.id, distance).order_by(distance).limit(k))
+    return [(int(chunk_id), 1.0 - float(d)) for chunk_id, d in rows]
 
 
 class DenseIndex:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from assistant.contracts import Outgoing, Role
+from assistant.contracts import Citation, Outgoing, Role
 from assistant.store.tables import Conversation, Message, Outbox, utcnow
 
 outbox, messages, conversations = Outbox.__table__, Message.__table__, Conversation.__table__
@@ -103,6 +103,7 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
             user.metadata_.label("metadata"),
             outbox.c.attempts.label("attempt"),
             outbox.c.state,
+            messages.c.retrieval,
         )
         .join(messages, messages.c.id == outbox.c.message_id)
         .join(user, user.id == messages.c.reply_to_id)
@@ -115,6 +116,8 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
     for row in rows:
         fields = {**row._mapping, "metadata": row.metadata or {}}
         row_id = fields.pop("id")
+        retrieval = fields.pop("retrieval") or {}
+        fields["citations"] = [Citation(**c) for c in retrieval.get("citations", [])]
         pending.append(Pending(row_id, Outgoing(**fields)))
     return pending
 

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import httpx
@@ -96,6 +97,7 @@ class CallbackChannel:
                 "message_id": reply.message_id,
                 "in_reply_to": reply.reply_to,
                 "metadata": reply.metadata,
+                "citations": [asdict(c) for c in reply.citations],
             }
         ).encode()
         timestamp = str(int(time.time()))

@@ -1,5 +1,5 @@
 """What the channels that answer out of band (Slack, Telegram, REST callbacks) share: acknowledge at once and
-answer later, and read a platform's Retry-After."""
+answer later, read a platform's Retry-After, and name a reply's sources."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from assistant.contracts import Accepted, DuplicateMessage, IncomingMessage, Turns
+from assistant.contracts import Accepted, Citation, DuplicateMessage, IncomingMessage, Turns
 
 
 async def accept_and_answer_later(
@@ -27,3 +27,15 @@ async def accept_and_answer_later(
 def retry_after_s(header: str | None) -> float | None:
     """A Retry-After header in seconds (the HTTP-date form is not used by Slack or webhooks: None)."""
     return float(header) if header and header.strip().isdigit() else None
+
+
+def source_name(citation: Citation) -> str:
+    """A URL as it is (chat apps make it a link); a file by its name (its path means nothing to a user)."""
+    if citation.source.startswith(("http://", "https://")):
+        return citation.source
+    return citation.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def sources_text(citations: list[Citation]) -> str:
+    """The sources as plain lines under a reply: ``[1] Shipping and delivery: shipping.md``."""
+    return "Sources:\n" + "\n".join(f"[{c.n}] {c.title}: {source_name(c)}" for c in citations)

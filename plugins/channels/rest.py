@@ -3,7 +3,11 @@
 
 ``POST /webhooks/rest/stream`` takes the same body and answers with Server-Sent Events:
 ``token`` events (``{"text": piece}``) while the LLM writes, then one ``message`` event with the whole
-stored reply (``recipient_id``, ``text``, ``message_id``, ``route``, ...), then ``done``.
+stored reply (``recipient_id``, ``text``, ``message_id``, ``route``, ``citations``, ...), then ``done``.
+
+A reply answered from the knowledge base cites its sources: the webhook's list then has a second element,
+``{"recipient_id", "custom": {"citations": [{"n", "chunk_id", "title", "source"}]}}`` — Rasa's form for custom
+payloads, which clients that read only ``text`` skip.
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ class RestMessage(BaseModel):
 
 class BotMessage(BaseModel):
     recipient_id: str
-    text: str
+    text: str | None = None
+    custom: dict[str, Any] | None = Field(None, description="the reply's citations, when it has any")
+
+
+def rasa_messages(recipient: str, reply: BotReply) -> list[dict[str, Any]]:
+    """A reply in Rasa's REST output form: its text, then its citations as a custom payload (if any)."""
+    messages: list[dict[str, Any]] = [{"recipient_id": recipient, "text": reply.text}]
+    if reply.citations:
+        messages.append({"recipient_id": recipient, "custom": {"citations": [asdict(c) for c in reply.citations]}})
+    return messages
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -91,7 +104,7 @@ class RestChannel:
         async def webhook(body: RestMessage) -> JSONResponse:
             reply = await turns.respond(self._accept(body))
             # A Response passes through as is: no second validation of what we just built (hot path).
-            return JSONResponse([{"recipient_id": body.sender, "text": reply.text}])
+            return JSONResponse(rasa_messages(body.sender, reply))
 
         @router.post("/stream", response_class=StreamingResponse)
         async def stream(body: RestMessage) -> StreamingResponse:

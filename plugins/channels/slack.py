@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import accept_and_answer_later, retry_after_s
+from plugins.channels.out_of_band import accept_and_answer_later, retry_after_s, source_name
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
@@ -127,6 +127,7 @@ class SlackChannel:
                 channel=where["channel"],
                 thread_ts=where.get("thread_ts"),
                 text=reply.text,
+                blocks=_blocks(reply),
                 metadata={"event_type": "assistant_reply", "event_payload": {"idempotency_key": reply.key}},
             )
         except SlackApiError as exc:
@@ -142,3 +143,17 @@ class SlackChannel:
         session = getattr(self.client, "session", None)
         if session is not None:
             await session.close()
+
+
+def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
+    """A reply with sources: its text, then a context block that names them (links for URLs)."""
+    if not reply.citations:
+        return None
+    sources = []
+    for c in reply.citations:
+        name = source_name(c)
+        sources.append(f"[{c.n}] <{name}|{c.title}>" if name.startswith("http") else f"[{c.n}] {c.title} ({name})")
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": reply.text}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sources: " + " · ".join(sources)}]},
+    ]

@@ -30,7 +30,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import accept_and_answer_later
+from plugins.channels.out_of_band import accept_and_answer_later, sources_text
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TYPING_EVERY_S = 4.0  # Telegram shows the action for 5 seconds
@@ -127,7 +127,8 @@ class TelegramChannel:
 
     async def deliver(self, reply: Outgoing) -> None:
         chat_id = (reply.metadata.get("telegram") or {})["chat_id"]
-        parts = split_text(reply.text)
+        text = f"{reply.text}\n\n{sources_text(reply.citations)}" if reply.citations else reply.text
+        parts = split_text(text)
         sent = int(reply.state.get("parts_sent", 0))
         try:
             for part in parts[sent:]:

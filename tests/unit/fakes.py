@@ -4,9 +4,11 @@ that writes scripted replies, a model server that remembers what it was asked to
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from assistant.config import Settings
 from assistant.contracts import (
@@ -27,6 +29,7 @@ from assistant.contracts import (
 )
 
 NLU_DOWN = "<nlu down>"  # a message the fake NLU cannot parse
+KB_DOWN = "<kb down>"  # a message the fake embedder fails on
 
 
 def parse(*scores: tuple[str, float], entities: list[dict[str, object]] | None = None) -> ParseResult:
@@ -46,6 +49,10 @@ PARSES: dict[str, ParseResult] = {
     "hi or bye": parse(("greet", 0.55), ("goodbye", 0.5)),
     "": parse(),
     "nothing at all": ParseResult(None, [], []),
+    "do you ship kettles to norway": parse(("out_of_scope", 0.9)),
+    "and to sweden": parse(("out_of_scope", 0.8)),
+    "who won the world cup": parse(("out_of_scope", 0.9)),
+    KB_DOWN: parse(("out_of_scope", 0.9)),
 }
 
 
@@ -150,3 +157,34 @@ class OrderStatus:
 class Broken:
     async def run(self, context: ActionContext) -> ActionResult:
         raise ZeroDivisionError("a bug in an action plugin")
+
+
+class FakeEmbedder:
+    """An `Embedder` for tests: each word is hashed to one of 384 dimensions (so texts that share words are
+    similar and others are orthogonal), unit length."""
+
+    name = "fake-bag-of-words"
+    dimensions = 384
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        self.calls += 1
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            if KB_DOWN in text:
+                raise RuntimeError("the fake embedder failed")
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                if word not in STOP:
+                    vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0
+            norm = float(np.linalg.norm(vectors[row]))
+            vectors[row] = vectors[row] / norm if norm else vectors[row]
+        return vectors
+
+
+STOP = frozenset({"a", "an", "and", "are", "do", "does", "how", "i", "is", "of", "the", "to", "what", "who", "you"})

@@ -27,7 +27,7 @@ from assistant.migrations.migrate import upgrade
 from assistant.store import registry, runtime
 from plugins.channels.callback import sign, verify
 from tests.database import BOT_REPLIES, last_turn
-from tests.unit.fakes import NLU_DOWN, Broken, FakeLLM, FakeNLU, FakeServer, OrderStatus
+from tests.unit.fakes import NLU_DOWN, Broken, FakeEmbedder, FakeLLM, FakeNLU, FakeServer, OrderStatus
 
 ADMIN = {"Authorization": "Bearer admin-token"}
 SLACK_SECRET, TELEGRAM_SECRET = "slack-secret", "telegram-secret"
@@ -105,6 +105,7 @@ class start:
             llm=remember(FakeLLM),
             llm_server=remember(FakeServer),
             actions=actions,
+            embedder=remember(FakeEmbedder),
         )
 
     async def __aenter__(self) -> App:

@@ -89,8 +89,8 @@ def upgrade() -> None:
         )
         op.execute(
             "CREATE TRIGGER kb_chunks_ad AFTER DELETE ON kb_chunks BEGIN "
-            "INSERT INTO kb_chunks_fts(kb_chunks_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); "
-            "END"
+            "INSERT INTO kb_chunks_fts(kb_chunks_fts, rowid, title, text) "
+            "VALUES ('delete', old.id, old.title, old.text); END"
         )
 
 

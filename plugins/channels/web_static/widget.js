@@ -229,10 +229,29 @@
     }
   };
 
+  /* The sources of a reply from the knowledge base, as numbered links (a URL, or the cited passage). */
+  Widget.prototype.sources = function (item, citations) {
+    var list = el("ol", "aw-sources");
+    list.setAttribute("aria-label", "Sources");
+    for (var i = 0; i < citations.length; i++) {
+      var c = citations[i];
+      var entry = el("li");
+      entry.value = c.n;
+      var link = el("a", "aw-source", c.title);
+      link.href = /^https?:\/\//.test(c.source) ? c.source : this.server + "/kb/passages/" + c.chunk_id;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      entry.appendChild(link);
+      list.appendChild(entry);
+    }
+    item.appendChild(list);
+  };
+
   /* A finished bot reply: remember its id, and offer feedback when the LLM wrote it. */
   Widget.prototype.finish = function (item, data, rating) {
     item.setAttribute("data-message-id", String(data.message_id));
     item.setAttribute("data-route", data.route || "");
+    if (data.citations && data.citations.length) this.sources(item, data.citations);
     if (data.route !== "llm") return;
     var self = this;
     var bar = el("div", "aw-feedback");
