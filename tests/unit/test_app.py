@@ -43,6 +43,7 @@ class App:
     nlu: FakeNLU
     llm: FakeLLM
     server: FakeServer
+    embedder: FakeEmbedder | None = None
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         with sqlite3.connect(self.db) as conn:
@@ -55,8 +56,8 @@ class App:
     async def say(self, sender: str, text: str) -> str:
         response = await self.http.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
         assert response.status_code == 200, response.text
-        (reply,) = response.json()
-        assert reply["recipient_id"] == sender
+        reply, *custom = response.json()  # a reply with sources: then its citations, as a custom element
+        assert reply["recipient_id"] == sender and all("custom" in c for c in custom)
         return str(reply["text"])
 
 
@@ -116,7 +117,9 @@ class start:
         self.http = httpx.AsyncClient(transport=transport, base_url="http://app")
         db = Path(self.settings.db_url.split("///", 1)[1])
         made = self.made
-        return App(self.http, self.app, db, made.get("FakeNLU"), made["FakeLLM"], made["FakeServer"])  # type: ignore[arg-type]
+        return App(
+            self.http, self.app, db, made.get("FakeNLU"), made["FakeLLM"], made["FakeServer"], made.get("FakeEmbedder")
+        )  # type: ignore[arg-type]
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()

@@ -1,0 +1,124 @@
+"""Open questions through the app (in-process: fake NLU, LLM and embedder; real store and knowledge base):
+answered from the passages with citations, or declined; small talk untouched; follow-ups use the context."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.knowledge import KnowledgeBase
+from tests.unit.fakes import KB_DOWN
+from tests.unit.test_app import App, settings_for, start
+
+DOCS = {
+    "shipping.md": "# Shipping\n\nWe ship kettles to Norway in six working days. We ship to Sweden in four days.",
+    "warranty.md": "# Warranty\n\nKettles carry a five year warranty.",
+}
+
+
+@pytest.fixture
+async def kb_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    async with start(settings_for(tmp_path)) as app:
+        state = app.app.state
+        await KnowledgeBase(state.settings.kb, state.store, app.embedder).add([docs])
+        yield app
+
+
+def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        name, data = block.split("\n")
+        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+async def test_an_answerable_question_is_answered_from_the_passages_with_citations(kb_app: App) -> None:
+    kb_app.llm.script.pieces = ["We ship kettles ", "to Norway [1]. ", "It takes six ", "working days."]
+    response = await kb_app.http.post(
+        "/webhooks/rest/webhook", json={"sender": "ola", "message": "do you ship kettles to norway"}
+    )
+    text, custom = response.json()
+    assert text["text"] == "We ship kettles to Norway [1]. It takes six working days [1]."
+    (citation,) = custom["custom"]["citations"]
+    assert custom["recipient_id"] == "ola" and citation["n"] == 1 and citation["title"] == "Shipping"
+    assert citation["source"].endswith("/kb/shipping.md")
+
+    _, bot = kb_app.turn("ola")
+    assert (bot["route"], bot["reason"], bot["answered_by"]) == ("llm", "grounded", "base")
+    retrieval = json.loads(bot["retrieval"])
+    assert retrieval["kb_version"] == "kb-0001" and retrieval["evidence"] is True
+    assert retrieval["passages"][0]["chunk_id"] == citation["chunk_id"] and retrieval["citations"] == [citation]
+    assert [s["kept"] for s in retrieval["support"]] == [True, True]
+    prompt = json.loads(bot["prompt"])
+    assert "[1] Shipping\nWe ship kettles to Norway" in prompt[-1]["content"]
+    assert prompt[-1]["content"].endswith("Question: do you ship kettles to norway")
+    generation = kb_app.llm.generations[-1]
+    assert generation is not None and generation.max_tokens == kb_app.app.state.settings.kb.max_tokens
+
+    page = await kb_app.http.get(f"/kb/passages/{citation['chunk_id']}")
+    assert page.status_code == 200 and page.text.startswith("Shipping (shipping.md)\n\nWe ship kettles")
+    missing = await kb_app.http.get("/kb/passages/99999")
+    assert missing.status_code == 404 and "no passage 99999" in missing.json()["message"]
+
+
+async def test_the_stream_shows_supported_sentences_and_the_message_event_carries_the_citations(kb_app: App) -> None:
+    kb_app.llm.script.pieces = ["Kettles carry a five ", "year warranty. ", "They also come with a free mug."]
+    response = await kb_app.http.post("/webhooks/rest/stream", json={"sender": "kai", "message": "kettle warranty"})
+    events = sse(response.text)
+    tokens = "".join(data["text"] for name, data in events if name == "token")
+    (message,) = [data for name, data in events if name == "message"]
+    assert tokens == message["text"] == "Kettles carry a five year warranty [1]."  # the invented mug never shown
+    assert [c["title"] for c in message["citations"]] == ["Warranty"] and message["reason"] == "grounded"
+
+
+async def test_an_answer_the_passages_do_not_support_is_declined(kb_app: App) -> None:
+    kb_app.llm.script.pieces = ["Yes, ", "delivery by drone is free on Sundays."]
+    reply = await kb_app.say("una", "do you ship kettles to norway")
+    settings = kb_app.app.state.settings
+    assert reply == settings.kb.abstain_reply
+    _, bot = kb_app.turn("una")
+    assert (bot["reason"], bot["answered_by"]) == ("unsupported", "base")
+    retrieval = json.loads(bot["retrieval"])
+    assert retrieval["citations"] == [] and retrieval["support"][0]["kept"] is False
+
+
+async def test_a_question_the_documents_know_nothing_about_is_declined_without_the_llm(kb_app: App) -> None:
+    reply = await kb_app.say("wim", "who won the world cup")
+    assert reply == kb_app.app.state.settings.kb.abstain_reply and kb_app.llm.calls == []
+    _, bot = kb_app.turn("wim")
+    assert (bot["route"], bot["reason"], bot["answered_by"]) == ("llm", "no_evidence", "kb")
+    assert json.loads(bot["retrieval"])["evidence"] is False
+
+
+async def test_small_talk_does_not_retrieve(kb_app: App) -> None:
+    calls = kb_app.embedder.calls
+    reply = await kb_app.say("sam", "how are you")
+    assert reply == "I am fine, thanks!" and kb_app.embedder.calls == calls
+    _, bot = kb_app.turn("sam")
+    assert (bot["reason"], bot["retrieval"]) == ("llm_intent", None)
+
+
+async def test_a_follow_up_retrieves_with_the_earlier_question(kb_app: App) -> None:
+    kb_app.llm.script.pieces = ["We ship to Sweden in four days."]
+    await kb_app.say("eva", "do you ship kettles to norway")
+    reply = await kb_app.say("eva", "and to sweden")
+    assert reply == "We ship to Sweden in four days [1]."
+    _, bot = kb_app.turn("eva")
+    assert json.loads(bot["retrieval"])["query"] == "do you ship kettles to norway and to sweden"
+
+
+async def test_a_failing_knowledge_base_leaves_the_question_to_the_llm(kb_app: App) -> None:
+    reply = await kb_app.say("fay", KB_DOWN)
+    assert reply == "I am fine, thanks!"
+    _, bot = kb_app.turn("fay")
+    assert bot["reason"] == "low_confidence" or bot["route"] == "llm"
+    assert "retrieval: RuntimeError('the fake embedder failed')" in bot["error"]
