@@ -144,7 +144,9 @@ class KBSettings(BaseModel):
     chunk_overlap: int = 150
     top_k: int = Field(3, description="passages given to the LLM")
     candidates: int = Field(20, description="hits taken from each of the keyword and dense searches before fusion")
-    fusion: Literal["rrf", "weighted"] = Field("rrf", description="reciprocal rank fusion or weighted scores")
+    fusion: Literal["rrf", "weighted", "keyword", "dense"] = Field(
+        "rrf", description="reciprocal rank fusion or weighted scores (keyword / dense: one search alone)"
+    )
     rrf_k: int = 60
     dense_weight: float = Field(0.5, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
     min_score: float = Field(0.3, description="score floor: the best passage's cosine similarity to the query")
@@ -198,6 +200,9 @@ class LLMGateSettings(BaseModel):
     looping: float = Field(0.02, description="share of looping replies may rise this much")
     checks: float = Field(0.02, description="pass rate of each behaviour check on reference sets")
     withheld: float = Field(0.05, description="share of replies the guards withheld for failing a safety check")
+    abstention: float = Field(
+        0.05, description="grounded sets: abstention recall may drop, and over-refusal rise, this much"
+    )
     length_ratio: float = Field(
         1.25, description="median words at most this times the served model's (or 2x the references')"
     )

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import snowballstemmer
 
-from assistant.contracts import Citation, Passage
+from assistant.config import KBSettings
+from assistant.contracts import Citation, Passage, Reason
 
 STEMMER = snowballstemmer.stemmer("english")
 CITE = re.compile(r"\s*\[(\d{1,2})\]")
@@ -240,3 +241,12 @@ def check(answer: str, passages: list[Passage], min_support: float) -> Checked:
     checked.text = " ".join(kept)
     checked.citations = [sources[n] for n in sorted(sources)]
     return checked
+
+
+def decide(answer: str, passages: list[Passage], settings: KBSettings) -> tuple[str, Reason, Checked]:
+    """The reply to a grounded question: the supported sentences with citations, or the abstain reply when
+    fewer than ``min_answer_words`` content words are supported (the live turn and the evaluation both)."""
+    checked = check(answer, passages, settings.min_support)
+    if checked.words >= settings.min_answer_words:
+        return checked.text, Reason.GROUNDED, checked
+    return settings.abstain_reply, Reason.UNSUPPORTED, checked

@@ -129,6 +129,7 @@ class ReplyWriter:
         model: str,
         seed: int | None = None,
         observe: bool = False,
+        passages: Sequence[Passage] = (),
     ) -> Written:
         """A whole reply, the way a live turn makes it (with ``seed``: reproducibly sampled). ``observe``:
         let the model write on after the guards stopped it (the reply is the same), so that ``raw`` shows
@@ -137,9 +138,10 @@ class ReplyWriter:
         if canned is not None:
             empty = Prompt([], 0, 0, None)
             return Written(canned, "", [CRISIS_GUARD], Usage(), 0.0, None, empty)
-        prompt = await self.prompt(history, message, model)
-        generation = self.generation if seed is None else Generation(**{**asdict(self.generation), "seed": seed})
-        guard, usage = self.guard(), Usage()
+        prompt = await self.prompt(history, message, model, passages)
+        generation = self.generation_for(passages)
+        generation = generation if seed is None else replace(generation, seed=seed)
+        guard, usage = self.guard(passages), Usage()
         started, first = time.perf_counter(), None
         async with contextlib.aclosing(self.llm.stream(prompt.messages, model, usage, generation)) as pieces:
             async for piece in pieces:

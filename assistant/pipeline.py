@@ -399,11 +399,10 @@ class TurnPipeline:
                         call.cancel()
                         break
             if draft.error is None:
-                draft.checked = checked = grounding.check(guard.finish(), call.passages, min_support)
-                if checked.words >= self.settings.kb.min_answer_words:
-                    draft.text, draft.reason = checked.text, Reason.GROUNDED
-                else:
-                    draft.text, draft.reason = self.settings.kb.abstain_reply, Reason.UNSUPPORTED
+                draft.text, draft.reason, draft.checked = grounding.decide(
+                    guard.finish(), call.passages, self.settings.kb
+                )
+                if draft.reason == Reason.UNSUPPORTED:
                     yield ("\n\n" if shown else "") + draft.text
         finally:
             self._finish_generation(draft, call, guard)

@@ -93,10 +93,10 @@ class HybridRetriever:
         name = version.version if version else None
         keyword = [kb.keyword_search(conn, t, cfg.candidates) for t in texts]
         dense = [self.dense_index.search(conn, name, v, cfg.candidates) for v in vectors]
-        if cfg.fusion == "rrf":
-            fused = rrf([*keyword, *dense], cfg.rrf_k)
-        else:
+        if cfg.fusion == "weighted":
             fused = weighted(keyword, dense, cfg.dense_weight)
+        else:  # rrf, or one kind of search alone (to compare with)
+            fused = rrf({"rrf": [*keyword, *dense], "keyword": keyword, "dense": dense}[cfg.fusion], cfg.rrf_k)
         best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[: top_k or cfg.top_k]
         found = kb.passages(conn, best)
         cosines = _cosines(conn, best, vectors[-1])  # to the fullest query (with context, if any)

@@ -4,8 +4,10 @@ never drawn from incoming feedback.
 Each file is one set: ``name``, ``kind`` and ``part`` (``eval``, or ``tune`` for the part that settings are
 chosen on, never reported as a result), and ``cases``: ``id``, ``message``, optional ``history`` (earlier
 ``[role, text]`` turns, put in the prompt as live), ``reference`` (the reply wanted; sets of kind
-``reference``) and ``checks`` (behaviour checks beyond those every reply gets). New kinds (e.g. grounded
-questions) add their own figures in ``training.llm_eval``.
+``reference``) and ``checks`` (behaviour checks beyond those every reply gets). Sets of kind ``grounded`` are
+questions for the knowledge base: ``answerable`` (default true; false: the documents do not say, the reply
+must abstain), ``reference`` (answerable ones) and ``gold`` (the documents that hold the answer, by file name
+or stem); their figures are in ``training.kb_eval``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 from assistant.contracts import AssistantError
 from assistant.reply_checks import CHECKS
 
-KINDS = ("reference", "behaviour")
+KINDS = ("reference", "behaviour", "grounded")
 PARTS = ("eval", "tune")
 
 
@@ -34,6 +36,8 @@ class Case:
     history: tuple[tuple[str, str], ...] = ()
     reference: str | None = None
     checks: tuple[str, ...] = ()
+    answerable: bool = True  # grounded sets: whether the documents hold the answer
+    gold: tuple[str, ...] = ()  # grounded sets: the documents that do
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,13 @@ def load_set(path: Path) -> EvalSet:
             raise BadEvalSet(f"{where}: the id {case_id!r} is used twice")
         seen.add(case_id)
         reference = item.get("reference")
+        answerable = item.get("answerable", True)
+        if not isinstance(answerable, bool):
+            raise BadEvalSet(f"{where}: `answerable` is true or false")
         if kind == "reference" and not str(reference or "").strip():
             raise BadEvalSet(f"{where}: sets of kind `reference` need a `reference` reply in every case")
+        if kind == "grounded" and answerable and not str(reference or "").strip():
+            raise BadEvalSet(f"{where}: answerable questions of a `grounded` set need a `reference` answer")
         checks = tuple(item.get("checks") or ())
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
@@ -86,7 +95,9 @@ def load_set(path: Path) -> EvalSet:
             if not (isinstance(turn, list | tuple) and len(turn) == 2 and turn[0] in ("user", "bot")):
                 raise BadEvalSet(f"{where}: history turns are [user|bot, text]")
             history.append((str(turn[0]), str(turn[1])))
-        cases.append(Case(case_id, str(item["message"]), tuple(history), reference and str(reference), checks))
+        gold = tuple(str(g) for g in item.get("gold") or ())
+        message = str(item["message"])
+        cases.append(Case(case_id, message, tuple(history), reference and str(reference), checks, answerable, gold))
     return EvalSet(str(data.get("name") or path.stem), kind, part, path, cases)
 
 

@@ -11,10 +11,11 @@ and tokens/s. Written as Markdown + JSON + plots, with a side-by-side table of s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean, median
@@ -29,12 +30,14 @@ from rich.progress import TaskID
 
 from assistant import plugins
 from assistant.config import Settings
-from assistant.contracts import LLM_BACKENDS, AssistantError, LLMBackend, ServingState
+from assistant.contracts import EMBEDDERS, LLM_BACKENDS, AssistantError, LLMBackend, ServingState
 from assistant.domain import Domain
 from assistant.llm_reply import ReplyWriter
 from assistant.reply_checks import ALWAYS, WITHHOLD, failures
+from assistant.retrieval import HybridRetriever
 from assistant.services import python_in
-from training import report
+from assistant.store import Store
+from training import kb_eval, report
 from training.eval_sets import Case, EvalSet
 from training.reply_metrics import cosine, distinct_n, looping_share, percentile, repeated_trigram_rate, token_f1, words
 
@@ -66,6 +69,9 @@ class CaseResult:
     first_token_s: float | None
     completion_tokens: int
     error: str | None = None
+    answerable: bool | None = None  # grounded sets
+    abstained: bool | None = None  # grounded sets: the reply declined (no evidence, or unsupported)
+    citations: int = 0  # grounded sets: sources the reply cites
 
 
 @dataclass
@@ -111,17 +117,21 @@ async def evaluate_model(
     jobs = [(s, c) for s in sets for c in s.cases]
     gate = asyncio.Semaphore(concurrency or settings.training.llm_eval_concurrency)
     done = 0
+    async with _retriever(settings, sets) as retriever:
 
-    async def one(index: int, eval_set: EvalSet, case: Case) -> CaseResult:
-        nonlocal done
-        async with gate:
-            result = await _answer(writer, model, eval_set, case, SEED + index)
-        done += 1
-        if on_progress:
-            on_progress(done, len(jobs), f"{eval_set.name}/{case.id}")
-        return result
+        async def one(index: int, eval_set: EvalSet, case: Case) -> CaseResult:
+            nonlocal done
+            async with gate:
+                if eval_set.kind == "grounded":
+                    result = await _answer_grounded(writer, retriever, model, eval_set, case, SEED + index)
+                else:
+                    result = await _answer(writer, model, eval_set, case, SEED + index)
+            done += 1
+            if on_progress:
+                on_progress(done, len(jobs), f"{eval_set.name}/{case.id}")
+            return result
 
-    results = list(await asyncio.gather(*(one(i, s, c) for i, (s, c) in enumerate(jobs))))
+        results = list(await asyncio.gather(*(one(i, s, c) for i, (s, c) in enumerate(jobs))))
     if results and all(r.error for r in results):
         raise EvalFailed(f"the LLM answered none of the {len(results)} cases ({model}): {results[0].error}")
     await asyncio.to_thread(_add_similarity, settings, results)
@@ -181,6 +191,49 @@ async def _answer(writer: ReplyWriter, model: str, eval_set: EvalSet, case: Case
     )
 
 
+@contextlib.asynccontextmanager
+async def _retriever(settings: Settings, sets: list[EvalSet]) -> AsyncIterator[HybridRetriever | None]:
+    """The knowledge base's retriever, when a set is of kind ``grounded``."""
+    if not any(s.kind == "grounded" for s in sets):
+        yield None
+        return
+    store = Store(settings.db_url)
+    try:
+        embedder = plugins.load(EMBEDDERS, settings.kb.embedder)(settings)
+        yield HybridRetriever(settings.kb, store, embedder)
+    finally:
+        await store.aclose()
+
+
+async def _answer_grounded(
+    writer: ReplyWriter, retriever: HybridRetriever | None, model: str, eval_set: EvalSet, case: Case, seed: int
+) -> CaseResult:
+    """A question for the knowledge base, answered as a live turn answers it (retrieval, grounded prompt,
+    support check, abstention)."""
+    assert retriever is not None
+    error = None
+    for attempt in range(ATTEMPTS):
+        try:
+            found = await kb_eval.answer(writer, retriever, writer.settings.kb, model, case, seed)
+            error = None
+            break
+        except AssistantError as exc:
+            error = str(exc)
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(1.0)
+    if error is not None:
+        found = kb_eval.GroundedResult(case.id, case.message, case.answerable, [], [], None, error=error)
+    checks = (*ALWAYS, *(c for c in case.checks if c not in ALWAYS))
+    failed = failures(found.reply, writer.context, checks) if error is None else {c: "no reply" for c in checks}
+    return CaseResult(
+        set=eval_set.name, id=case.id, message=case.message, reference=case.reference, reply=found.reply,
+        raw=found.raw, guards=[], failed=failed, words=len(words(found.reply)),
+        repeated_trigrams=repeated_trigram_rate(found.reply), token_f1=found.token_f1 if case.answerable else None,
+        similarity=None, seconds=found.seconds, first_token_s=None, completion_tokens=len(words(found.raw)),
+        error=error, answerable=case.answerable, abstained=found.abstained, citations=len(found.citations),
+    )  # fmt: skip
+
+
 def embed(settings: Settings, texts: list[str]) -> list[list[float]]:
     """Sentence embeddings by the all-MiniLM-L6-v2 encoder (``inside_rasa.embed`` in the Rasa environment)."""
     python = python_in(settings.rasa.python_env)
@@ -229,6 +282,15 @@ def _figures(eval_set: EvalSet, results: list[CaseResult]) -> SetFigures:
         metrics["similarity"] = mean(r.similarity or 0.0 for r in results) if results else None
         metrics["token_f1"] = mean(r.token_f1 or 0.0 for r in results) if results else None
         metrics["reference_words_median"] = median(len(words(str(r.reference))) for r in results) if results else None
+    if eval_set.kind == "grounded":  # an abstention on an answerable question scores 0
+        answerable = [r for r in results if r.answerable]
+        unanswerable = [r for r in results if not r.answerable]
+        scored = [0.0 if r.abstained else (r.similarity or 0.0) for r in answerable]
+        metrics["similarity"] = mean(scored) if scored else None
+        metrics["token_f1"] = mean(r.token_f1 or 0.0 for r in answerable) if answerable else None
+        metrics["abstention_recall"] = mean(bool(r.abstained) for r in unanswerable) if unanswerable else None
+        metrics["over_refusal"] = mean(bool(r.abstained) for r in answerable) if answerable else None
+        metrics["cited"] = mean(r.citations > 0 for r in answerable) if answerable else None
     names = sorted({name for r in results for name in r.failed} | set(ALWAYS))
     checks = {name: sum(name not in r.failed for r in results) / len(results) for name in names} if results else {}
     guard_names = sorted({g for r in results for g in r.guards})
@@ -242,10 +304,10 @@ def _rounded(metrics: dict[str, float | None]) -> dict[str, float | None]:
 
 # ---------------------------------------------------------------- the report
 
-HIGHER = ("similarity", "token_f1", "distinct_2", "checks_passed", "tokens_per_s")
+HIGHER = ("similarity", "token_f1", "distinct_2", "checks_passed", "tokens_per_s", "abstention_recall", "cited")
 SHOWN = (
-    "similarity", "token_f1", "words_median", "words_p95", "reference_words_median", "looping", "model_looping",
-    "repeated_trigrams",
+    "similarity", "token_f1", "abstention_recall", "over_refusal", "cited", "words_median", "words_p95",
+    "reference_words_median", "looping", "model_looping", "repeated_trigrams",
     "distinct_2", "checks_passed", "withheld", "loop_cut", "latency_p50_s", "latency_p95_s", "tokens_per_s",
 )  # fmt: skip
 

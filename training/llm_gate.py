@@ -74,6 +74,8 @@ def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSe
         "looping": (tolerance.looping, False, True),
         "model_looping": (tolerance.looping, False, True),
         "withheld": (tolerance.withheld, False, True),
+        "abstention_recall": (tolerance.abstention, True, True),  # grounded sets: unanswerable questions declined
+        "over_refusal": (tolerance.abstention, False, True),  # grounded sets: answerable questions declined
         "errors": (0.0, False, False),  # cases the model did not answer (after a retry)
     }
     for figures in candidate.sets:

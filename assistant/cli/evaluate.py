@@ -176,6 +176,81 @@ def eval_llm(
     console.print(f"report: {path}")
 
 
+@command(eval_app, "kb")
+def eval_kb(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="questions: JSONL (ClapNQ form) or a grounded set; default: the bot's grounded sets"),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many questions (a stable sample)")] = None,
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="no answers: no LLM needed")] = False,
+    out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-kb")] = None,
+) -> None:
+    """The knowledge base measured on questions with gold documents: recall@k and MRR, answer F1 and
+    similarity, abstention on unanswerable questions, citation validity, retrieval latency."""
+    from assistant.cli.kb import embedder as make_embedder
+    from assistant.domain import Domain
+    from assistant.llm_reply import ReplyWriter
+    from assistant.retrieval import HybridRetriever
+    from assistant.store import knowledge
+    from training import kb_eval
+    from training.eval_sets import load_sets
+    from training.llm_eval import llm_backend
+
+    context = Context()
+    settings = context.settings
+    if data is not None:
+        qa = kb_eval.load_qa(data)
+    else:
+        grounded = [s for s in load_sets(settings.llm_eval_sets, "eval") if s.kind == "grounded"]
+        if not grounded:
+            raise fail("the bot has no grounded evaluation set: give one with --data QA.jsonl")
+        qa = grounded[0]
+    qa = qa.limited(limit)
+    version = transaction(context, knowledge.current_version)
+    if version is None or version.chunks == 0:
+        raise fail("the knowledge base is empty: add documents with `assistant kb add PATH...` first")
+    encoder = make_embedder(settings)
+    llm = None if retrieval_only else llm_backend(settings)
+    model = settings.default_llm_model
+    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
+    model = active.version if active else model
+
+    async def run(store: Any) -> list[kb_eval.GroundedResult]:
+        retriever = HybridRetriever(settings.kb, store, encoder)
+        writer = None if llm is None else ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task(f"KB eval: {qa.name}", total=len(qa.cases))
+                return await kb_eval.evaluate(
+                    settings, writer, retriever, model, qa, lambda done, total, _: bar.update(task, completed=done)
+                )
+        finally:
+            if llm is not None:
+                await llm.aclose()
+
+    results = context.run(run)
+    if llm is not None and results and all(r.error for r in results):
+        raise fail(f"the LLM at {settings.vllm.url} answered none of the questions: {results[0].error}")
+    kb_eval.add_similarity(encoder, results, {c.id: c for c in qa.cases})
+    figures = {"retrieval": kb_eval.rounded(kb_eval.retrieval_figures(results))}
+    if llm is not None:
+        figures["answers"] = kb_eval.rounded(kb_eval.answer_figures(results))
+    note = f"{len(qa.cases)} questions from {qa.path}; knowledge base {version.version}; model {model}"
+    path = kb_eval.write_report(
+        out or settings.reports_dir / "eval-kb", f"Knowledge base: {qa.name}", figures, results, note
+    )
+    table = Table(title=f"knowledge base {version.version}: {qa.name}")
+    table.add_column("figure")
+    table.add_column("value")
+    for section in figures.values():
+        for name, value in section.items():
+            table.add_row(name, _num(value) if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"report: {path}")
+
+
 async def _no_reroute(endpoint: str | None) -> None:
     return None
 

@@ -14,6 +14,7 @@ from assistant.cli.context import Context, command, transaction
 from assistant.cli.terminal import console, fail
 from assistant.config import Settings
 from assistant.contracts import EMBEDDERS, Embedder
+from assistant.documents import find_files
 from assistant.knowledge import Change, KnowledgeBase
 from assistant.retrieval import HybridRetriever
 from assistant.store import Store
@@ -29,6 +30,8 @@ def embedder(settings: Settings) -> Embedder:
 def index(context: Context, work: str, paths: list[Path] | None = None, sources: list[str] | None = None) -> Change:
     """Run one change (add / remove / reindex) with progress bars."""
     settings = context.settings
+    if paths is not None:
+        find_files(paths)  # a missing path or an unsupported file is refused before the encoder loads
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         tasks: dict[str, int] = {}
@@ -129,13 +132,14 @@ def kb_search(
         raise fail('the query is empty: give a question, e.g. assistant kb search "do you ship to Norway?"')
     context = Context()
     settings = context.settings
+    version = transaction(context, kb.current_version)
+    if version is None or version.chunks == 0:
+        raise fail("the knowledge base is empty: add documents with `assistant kb add PATH...`")
 
     async def run(store: Store) -> object:
         return await HybridRetriever(settings.kb, store, embedder(settings)).retrieve(query, top_k=top_k)
 
     result = context.run(run)
-    if not result.passages:
-        raise fail("the knowledge base is empty: add documents with `assistant kb add PATH...`")
     floor = settings.kb.min_score
     verdict = "[green]evidence[/]" if result.evidence else f"[yellow]no passage reaches the floor {floor}[/]"
     table = Table(title=f"{result.kb_version}: {verdict} ({result.latency_ms:.0f} ms)")
