@@ -54,7 +54,7 @@ from training.eval_sets import EvalSet
 from training.llm_eval import llm_backend
 from training.reply_metrics import token_f1
 
-console = Console()
+console = Console(width=int(os.environ.get("COLUMNS", "160")))
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clapnq"
 CHUNKS = [600, 1000, 1600]
 FUSIONS: list[dict[str, Any]] = [
@@ -109,7 +109,7 @@ async def retrieval_run(settings: Settings, retriever: HybridRetriever, qa: Eval
 
 
 async def index_store(settings: Settings, url: str, folder: Path, embedder: Any) -> dict[str, Any]:
-    upgrade(url)
+    await asyncio.to_thread(upgrade, url)
     store = Store(url)
     rss = psutil.Process().memory_info().rss
     started = time.perf_counter()
@@ -280,7 +280,7 @@ async def main() -> None:
 
                 from assistant.migrations.migrate import alembic_config
 
-                command.downgrade(alembic_config(url), "base")
+                await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
             indexed = await index_store(settings, url, folder, embedder)
             store = Store(url)
             try:

@@ -256,6 +256,17 @@ async def export_nlu(
 TRUSTED_REVIEWS = (ReviewStatus.ACCEPTED, ReviewStatus.APPROVED)
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _grounded(reply: dict[str, Any]) -> bool:
+    """A reply answered from the knowledge base (its stored prompt holds the passages): an approved answer or
+    correction teaches the adapter to answer from them and cite them."""
+    retrieval = _json(reply.get("retrieval")) or {}
+    return bool(reply.get("prompt")) and bool(retrieval.get("passages")) and retrieval.get("evidence", False)
+
+
 def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
     """LLM-routed bot replies with their latest trusted feedback (a reviewer's, a trusted channel's, or
     approved anonymous feedback), the user message and the turns before it. Pending or rejected anonymous
@@ -266,6 +277,8 @@ def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
             messages.c.conversation_id,
             messages.c.text,
             messages.c.reply_to_id,
+            messages.c.prompt,
+            messages.c.retrieval,
             feedback.c.rating,
             feedback.c.correction,
             feedback.c.reviewed_correction,
@@ -305,9 +318,12 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
             target = reply["correction"] or (reply["text"] if reply["rating"] == "up" else None)
             if not target or reply["reply_to_id"] is None:
                 continue  # rated down without a better answer: nothing to imitate
-            turns = _history(conn, reply["conversation_id"], reply["reply_to_id"], history_limit)
-            chat = [{"role": "system", "content": scrubber(persona)}] if persona else []
-            chat += [{"role": "user" if r == Role.USER else "assistant", "content": scrubber(t)} for r, t in turns]
+            if _grounded(reply):  # the prompt it was answered from: the numbered passages and the question
+                chat = [{"role": m["role"], "content": scrubber(m["content"])} for m in _json(reply["prompt"])]
+            else:
+                turns = _history(conn, reply["conversation_id"], reply["reply_to_id"], history_limit)
+                chat = [{"role": "system", "content": scrubber(persona)}] if persona else []
+                chat += [{"role": "user" if r == Role.USER else "assistant", "content": scrubber(t)} for r, t in turns]
             chat.append({"role": "assistant", "content": scrubber(target)})
             examples.append(
                 {

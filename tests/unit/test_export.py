@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from assistant.config import Settings
-from assistant.contracts import Reason, Route
+from assistant.contracts import ChatMessage, Reason, Route
 from assistant.store import ReplyRecord, Store, Understanding, feedback
 from training.export import export_nlu, export_sft, read_rasa_nlu, write_rasa_nlu
 
@@ -139,6 +139,33 @@ async def test_sft_export_uses_corrections_and_good_replies_scrubbed_and_split_b
     train_ids = {json.loads(line)["conversation_id"] for line in scrubbed.train.read_text().splitlines()}
     validation_ids = {json.loads(line)["conversation_id"] for line in scrubbed.validation.read_text().splitlines()}
     assert train_ids and validation_ids and not train_ids & validation_ids
+
+
+async def test_a_grounded_answer_is_learnt_with_its_passages(settings: Settings, tmp_path: Path) -> None:
+    """An approved correction of a reply from the knowledge base becomes an example whose prompt holds the
+    numbered passages it was answered from, so the adapter learns to answer from them and cite them."""
+    store = Store(settings.db_url)
+    try:
+        t = await store.begin_turn("rest", "kb", "what is the warranty on kettles?", None)
+        prompt = [
+            ChatMessage("system", "You are Penny."),
+            ChatMessage(
+                "user", "Answer ... Passages:\n[1] Warranty\nKettles: 5 years.\n\nQuestion: what is the warranty?"
+            ),
+        ]
+        record = ReplyRecord(
+            "Kettles have a 5 year warranty [1].", Route.LLM, Reason.GROUNDED, prompt=prompt,
+            retrieval={"evidence": True, "passages": [{"chunk_id": 1}], "citations": [{"n": 1}]},
+        )  # fmt: skip
+        bot = await store.finish_turn(t, Understanding(Route.LLM, Reason.LOW_CONFIDENCE), record, None)
+        better = "Kettles have 5 years of warranty in total [1]."
+        await store.transaction(lambda c: feedback.add_feedback(c, bot, None, better))
+        exported = await export_sft(settings, store, tmp_path / "sft")
+    finally:
+        await store.aclose()
+    (row,) = [json.loads(line) for p in (exported.train, exported.validation) for line in p.read_text().splitlines()]
+    assert row["messages"][:2] == [{"role": m.role, "content": m.content} for m in prompt]
+    assert row["messages"][-1] == {"role": "assistant", "content": better}
 
 
 def test_rasa_yaml_keeps_intents_named_like_yaml_booleans(tmp_path: Path) -> None:
