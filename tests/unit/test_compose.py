@@ -98,7 +98,7 @@ def test_services_images_and_profiles(services: dict[str, Any]) -> None:
     assert services["trainer"]["profiles"] == ["trainer"]  # only when the user runs it (cron)
     rasa_dockerfile = (REPO / services["rasa"]["build"]["dockerfile"]).read_text()
     assert re.search(r"^FROM rasa/rasa:3\.6\.21-full$", rasa_dockerfile, re.M)
-    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["postgres"]["image"].startswith("pgvector/pgvector:")  # the knowledge base needs pgvector
     vllm_pin = re.search(r"^vllm==(\S+)$", (REPO / "envs" / "vllm-cuda.lock.txt").read_text(), re.M)
     assert vllm_pin and services["vllm"]["image"] == f"vllm/vllm-openai:v{vllm_pin.group(1)}"
 
@@ -167,8 +167,12 @@ def test_app_environment_points_at_the_services_and_names_real_settings(services
 
 def test_app_image_is_slim_non_root_and_healthchecked() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    app = dockerfile.split("FROM ")[1]
+    stages = {stage.split("\n", 1)[0].split(" AS ")[-1]: stage for stage in dockerfile.split("FROM ")[1:]}
+    app = stages["app"]
     assert app.startswith("python:3.11-slim AS app")
+    # the encoder is exported in its own stage: torch never reaches the app image
+    assert "COPY --from=encoder /opt/encoder" in app and "torch" not in app
+    assert "ASSISTANT_KB__ENCODER_DIR=/opt/encoder" in app and "export_encoder.py" in stages["encoder"]
     assert re.search(r"^USER (?!root)\w+", app, re.M)
     assert "HEALTHCHECK" in app and "/health" in app
     assert "playwright" in app and "grep -vE" in app  # the test tools stay out of the app image
