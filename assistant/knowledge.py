@@ -80,21 +80,9 @@ class KnowledgeBase:
 
     async def _write(self, documents: list[Document], change: Change, progress: Progress | None) -> None:
         chunked = [(d, split(d, self.settings.chunk_chars, self.settings.chunk_overlap)) for d in documents]
-        total = sum(len(chunks) for _, chunks in chunked)
-        embedded: list[list[kb.NewChunk]] = []
-        done = 0
-        for _, chunks in chunked:
-            vectors = self.embedder.embed([c.for_embedding for c in chunks]) if chunks else []
-            embedded.append(
-                [
-                    kb.NewChunk(c.title, c.text, c.content_hash, vector)
-                    for c, vector in zip(chunks, vectors, strict=True)
-                ]
-            )
-            done += len(chunks)
-            if progress:
-                progress("embedding", done, total)
-        change.chunks = total
+        # embedding is CPU work: off the event loop (onnxruntime releases the GIL)
+        embedded = await asyncio.to_thread(self._embed, [chunks for _, chunks in chunked], progress)
+        change.chunks = sum(len(chunks) for _, chunks in chunked)
         if not change.changed:
             return
 

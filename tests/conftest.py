@@ -224,3 +224,16 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
             except subprocess.TimeoutExpired:
                 process.kill()
         stack.http.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for the widget tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True
+        )
+        yield browser
+        browser.close()

@@ -10,16 +10,13 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.conftest import Stack
 
-CHROMIUM = "/usr/bin/chromium"
 ANSWERABLE = "What is the warranty on kettles?"  # warranty.md says 5 years in total
 UNANSWERABLE = "What is the name of Northwind's CEO?"  # no document says
 
@@ -112,14 +109,6 @@ def test_an_edited_document_replaces_its_chunks_and_a_removed_one_is_gone(stack:
     third = retrieval(stack.turn("kb-edit-3")[1])
     assert not any(p["source"].endswith("gift-wrapping.md") for p in third["passages"])
     assert "gift-wrapping" not in json.dumps(third["citations"]) and "3.50" not in reply
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def test_the_widget_shows_the_sources_as_links(browser: Browser, stack: Stack) -> None:
