@@ -3,7 +3,6 @@ running assistant with real Rasa and vLLM. Screenshots go to var/test-artifacts/
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.conftest import ARTIFACTS, Stack
 from tests.standins import HostSite
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 XSS = '<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'
 
