@@ -140,15 +140,15 @@ class KBSettings(BaseModel):
     embedder: str = Field("minilm", description="embedder plugin (`assistant.embedders`)")
     encoder_dir: Path | None = Field(None, description="all-MiniLM-L6-v2 as ONNX (scripts/setup.sh makes it)")
     # Chunking and retrieval, chosen on the ClapNQ tuning part (bench/kb_clapnq.py)
-    chunk_chars: int = Field(1000, description="chunk size in characters (LangChain's recursive splitter)")
+    chunk_chars: int = Field(600, description="chunk size in characters (LangChain's recursive splitter)")
     chunk_overlap: int = 150
     top_k: int = Field(3, description="passages given to the LLM")
     candidates: int = Field(20, description="hits taken from each of the keyword and dense searches before fusion")
     fusion: Literal["rrf", "weighted", "keyword", "dense"] = Field(
-        "rrf", description="reciprocal rank fusion or weighted scores (keyword / dense: one search alone)"
+        "weighted", description="reciprocal rank fusion or weighted scores (keyword / dense: one search alone)"
     )
     rrf_k: int = 60
-    dense_weight: float = Field(0.5, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
+    dense_weight: float = Field(0.7, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
     min_score: float = Field(0.3, description="score floor: the best passage's cosine similarity to the query")
     context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
     smalltalk_intents: list[str] = Field(["chitchat"], description="LLM-routed intents that never retrieve")
