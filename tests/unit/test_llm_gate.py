@@ -76,7 +76,9 @@ def test_one_case_worth_of_noise_is_allowed_on_small_samples() -> None:
 
 def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
     sets = load_sets([Settings().bot_dir / "evals"])
-    assert {s.name for s in sets} == {"smalltalk", "behaviour"}  # the tuning part is not reported
+    assert {s.name for s in sets} == {"smalltalk", "behaviour", "kb"}  # the tuning part is not reported
+    (grounded,) = [s for s in sets if s.kind == "grounded"]
+    assert sum(not c.answerable for c in grounded.cases) == 8 and all(c.gold for c in grounded.cases if c.answerable)
     (tune,) = load_sets([Settings().bot_dir / "evals"], "tune")
     assert tune.name == "smalltalk-tune" and len(tune.cases) > 50
     (talk,) = [s for s in sets if s.name == "smalltalk"]
@@ -88,6 +90,12 @@ def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
         load_sets([bad])
     bad.write_text("name: x\nkind: behaviour\ncases:\n  - {message: hi, checks: [be_nice]}\n")
     with pytest.raises(BadEvalSet, match="unknown checks be_nice"):
+        load_sets([bad])
+    bad.write_text("name: x\nkind: grounded\ncases:\n  - {message: do you ship to Norway}\n")
+    with pytest.raises(BadEvalSet, match="answerable questions of a `grounded` set need a `reference`"):
+        load_sets([bad])
+    bad.write_text("name: x\nkind: grounded\ncases:\n  - {message: hi, answerable: maybe}\n")
+    with pytest.raises(BadEvalSet, match="`answerable` is true or false"):
         load_sets([bad])
     with pytest.raises(BadEvalSet, match="neither"):
         load_sets([tmp_path / "missing"])
