@@ -203,6 +203,15 @@ def choose_thresholds(rows: list[dict[str, Any]], kb: KBSettings) -> tuple[KBSet
     return best[1], best[2]
 
 
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """One raw answer, for analysis after the run (``--json``)."""
+    case = row["case"]
+    return {"id": case.id, "question": case.message, "answerable": case.answerable, "reference": case.reference,
+            "raw": row["raw"], "text": row["text"], "top_dense": row["top_dense"],
+            "passages": [{"source": p.source.rsplit("/", 1)[-1], "text": p.text, "dense": p.dense, "score": p.score}
+                         for p in row["passages"]]}  # fmt: skip
+
+
 def show(title: str, rows: dict[str, dict[str, Any]]) -> None:
     names = list(dict.fromkeys(k for values in rows.values() for k in values))
     table = Table(title=title)
@@ -329,6 +338,8 @@ async def main() -> None:
             console.print(f"grounded token F1 / ungrounded: {_cell(ratio)} (target >= 2)")
             out["answers"] = {"chosen": picked, "tuning": tune_figures, "report": grounded_figures,
                               "baseline": base, "f1_ratio": ratio}  # fmt: skip
+            out["rows"] = {name: [_row(r) for r in rows] for name, rows in
+                           (("tune", tune_rows), ("report", report_rows), ("baseline", baseline_rows))}  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
 
