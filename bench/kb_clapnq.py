@@ -236,6 +236,7 @@ async def main() -> None:
     parser.add_argument("--no-answers", action="store_true", help="retrieval only (no LLM)")
     parser.add_argument("--vllm-url", default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--chunk-sizes", default=",".join(map(str, CHUNKS)), help="chunk sizes to try (characters)")
     args = parser.parse_args()
     settings = Settings()
     if args.vllm_url:
@@ -253,7 +254,7 @@ async def main() -> None:
         # 2. chunk size x fusion, on the tuning part
         tuning: dict[str, dict[str, Any]] = {}
         best: tuple[tuple[float, float], int, dict[str, Any]] | None = None
-        for chunk in CHUNKS:
+        for chunk in [int(c) for c in args.chunk_sizes.split(",")]:
             kb = replace_kb(settings.kb, chunk_chars=chunk)
             chunked = settings.model_copy(update={"kb": kb})
             url = f"sqlite+aiosqlite:///{tmp}/tune-{chunk}.db"
