@@ -163,14 +163,17 @@ def eval_llm(
     candidate, other = evaluations[0], (evaluations[1] if len(evaluations) > 1 else None)
     path = write_report(out, candidate, other, f"LLM evaluation: {candidate.model}")
     table = Table(title=f"LLM {candidate.model}" + (f" vs {other.model}" if other else ""))
-    for column in ("set", "similarity", "token F1", "words (median/p95)", "looping", "checks passed", "withheld"):
+    columns = ("set", "similarity", "token F1", "words (median/p95)", "looping", "checks passed", "withheld",
+               "abstained (unanswerable/answerable)")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for figures in candidate.sets:
         m = figures.metrics
+        abstained = f"{_num(m['abstention_recall'])}/{_num(m.get('over_refusal'))}" if "abstention_recall" in m else "-"
         table.add_row(
             figures.name, _num(m.get("similarity")), _num(m.get("token_f1")),
             f"{_num(m.get('words_median'), 0)}/{_num(m.get('words_p95'), 0)}", _num(m.get("looping")),
-            _num(m.get("checks_passed")), _num(m.get("withheld")),
+            _num(m.get("checks_passed")), _num(m.get("withheld")), abstained,
         )  # fmt: skip
     console.print(table)
     console.print(f"report: {path}")
