@@ -15,8 +15,8 @@ test: setup       ## set up (Chromium for the widget tests, PostgreSQL on loopba
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/pytest tests/unit
 	url="$$(bash scripts/postgres.sh)" && export ASSISTANT_TEST_POSTGRES_URL="$$url" \
-	  && .venv/bin/pytest tests/stack \
-	  && ASSISTANT_TEST_STACK_DATABASE=postgres .venv/bin/pytest tests/unit tests/stack
+	  && .venv/bin/pytest --durations=12 tests/stack \
+	  && ASSISTANT_TEST_STACK_DATABASE=postgres .venv/bin/pytest --durations=12 tests/unit tests/stack
 
 unit:             ## the fast tier only: no servers, no network (about a minute)
 	.venv/bin/lint-imports --no-cache && .venv/bin/pytest tests/unit
