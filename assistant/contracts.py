@@ -527,6 +527,14 @@ class Passage:
     score: float = 0.0
     dense: float | None = None
     keyword: float | None = None
+    coverage: float | None = None  # share of the message's content words in the passage (None: it has none)
+
+    @property
+    def evidence(self) -> float:
+        """How likely the passage holds the answer: the mean of its cosine similarity to the query and the
+        message's word coverage (the cosine alone when the message has no content words)."""
+        dense = self.dense or 0.0
+        return dense if self.coverage is None else (dense + self.coverage) / 2
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,16 @@ def content_words(text: str) -> list[str]:
     return STEMMER.stemWords([w for w in words if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())])
 
 
+def coverage(message: str, passage: Passage) -> float | None:
+    """The share of the message's content words that the passage (or its title) has: questions whose words the
+    passage lacks are seldom answered by it. None when the message has no content words."""
+    words = set(content_words(message))
+    if not words:
+        return None
+    vocabulary = set(content_words(f"{passage.title} {passage.text}"))
+    return len(words & vocabulary) / len(words)
+
+
 def support(sentence: str, passage: str) -> float:
     """The share of the sentence's content words that are in the passage (1.0: all; 0 for no content words)."""
     words = content_words(sentence)

@@ -79,10 +79,11 @@ class ReplyWriter:
         return ReplyGuard(context, self.settings.kb.max_sentences, cfg.guard_reply, enabled=cfg.guards)
 
     def generation_for(self, passages: Sequence[Passage] = ()) -> Generation:
-        """Grounded answers get ``kb.max_tokens`` (they quote), small talk the LLM's own settings."""
+        """Grounded answers get ``kb.max_tokens`` (they quote) and stop only at a blank line (the model often
+        starts "The answer is:" on a line of its own); small talk the LLM's own settings."""
         if not passages:
             return self.generation
-        return replace(self.generation, max_tokens=self.settings.kb.max_tokens)
+        return replace(self.generation, max_tokens=self.settings.kb.max_tokens, stop=("\n\n",))
 
     def record(self, prompt: Prompt | None, guard: ReplyGuard | None, generation: Generation | None = None) -> Record:
         record = Record(settings=asdict(generation or self.generation))

@@ -497,4 +497,4 @@ def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
 
 def _passage_record(p: Passage) -> dict[str, Any]:
     return {"chunk_id": p.chunk_id, "score": round(p.score, 5), "dense": p.dense, "keyword": p.keyword,
-            "source": p.source, "title": p.title}  # fmt: skip
+            "coverage": p.coverage, "evidence": round(p.evidence, 4), "source": p.source, "title": p.title}  # fmt: skip

@@ -3,8 +3,10 @@
 The query is the message, and, when the conversation has earlier user messages, also the message with them
 (so "and to Sweden?" after "do you ship to Norway?" finds the shipping page). Each query runs a keyword and
 a dense search; the lists are fused by reciprocal rank (``kb.fusion: rrf``) or by weighted normalised scores
-(``weighted``), chosen on the ClapNQ tuning part (bench/kb_clapnq.py). The evidence floor is on the best
-passage's cosine similarity to the query (``kb.min_score``).
+(``weighted``), chosen on the ClapNQ tuning part (bench/kb_clapnq.py). The evidence floor (``kb.min_score``) is
+on the best passage's evidence score: the mean of its cosine similarity to the query and the share of the
+message's content words it has (``Passage.evidence``; on the ClapNQ tuning part the cosine alone separates
+answerable from unanswerable questions with an AUC of 0.86, the word coverage 0.83, BM25 about 0.71).
 
 ``LangChainRetriever`` exposes the same search as a LangChain ``BaseRetriever``.
 """
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, select
 
 from assistant.config import KBSettings
 from assistant.contracts import Embedder, Passage, Retrieval
+from assistant.grounding import coverage
 from assistant.store import Store
 from assistant.store import knowledge as kb
 from assistant.store.tables import KBChunk
@@ -102,10 +105,11 @@ class HybridRetriever:
         cosines = _cosines(conn, best, vectors[-1])  # to the fullest query (with context, if any)
         keyword_scores = {chunk_id: score for ranking in keyword for chunk_id, score in reversed(ranking)}
         passages = [
-            replace(found[i], score=fused[i], dense=cosines.get(i), keyword=keyword_scores.get(i))
+            replace(found[i], score=fused[i], dense=cosines.get(i), keyword=keyword_scores.get(i),
+                    coverage=coverage(texts[0], found[i]))
             for i in best if i in found
         ]  # fmt: skip
-        evidence = any((p.dense or 0.0) >= cfg.min_score for p in passages)
+        evidence = any(p.evidence >= cfg.min_score for p in passages[: cfg.top_k])
         return Retrieval(query=texts[-1], passages=passages, kb_version=name, latency_ms=0.0, evidence=evidence)
 
 

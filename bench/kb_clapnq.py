@@ -64,7 +64,7 @@ FUSIONS: list[dict[str, Any]] = [
     {"fusion": "rrf", "rrf_k": 10},
     *({"fusion": "weighted", "dense_weight": w} for w in (0.3, 0.5, 0.7)),
 ]
-FLOORS = [0.0, 0.2, 0.3, 0.4, 0.5]
+FLOORS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
 SUPPORTS = [0.5, 0.6, 0.7, 0.8, 0.9]
 MIN_WORDS = [1, 2, 3, 5, 8]
 RETRIEVAL_SHOWN = ("recall@1", "recall@5", "recall@10", "mrr", "retrieval_p50_ms", "retrieval_p95_ms")
@@ -150,7 +150,7 @@ async def answers(
             written = await writer.write((), case.message, model, seed=1000 + index, passages=passages)
         bar.advance(task)
         return {"case": case, "passages": passages, "text": written.text, "raw": written.raw,
-                "top_dense": max((p.dense or 0.0 for p in found.passages), default=0.0)}  # fmt: skip
+                "evidence": max((p.evidence for p in found.passages), default=0.0)}  # fmt: skip
 
     try:
         return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(qa.cases))))
@@ -164,7 +164,7 @@ def judged(rows: list[dict[str, Any]], kb: KBSettings, embedder: Any) -> list[kb
     for row in rows:
         case = row["case"]
         result = kb_eval.GroundedResult(case.id, case.message, case.answerable, list(case.gold), [], None)
-        result.evidence = row["top_dense"] >= kb.min_score
+        result.evidence = row["evidence"] >= kb.min_score
         if not result.evidence:
             result.reply, result.reason = kb.abstain_reply, Reason.NO_EVIDENCE
         else:
@@ -207,8 +207,9 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     """One raw answer, for analysis after the run (``--json``)."""
     case = row["case"]
     return {"id": case.id, "question": case.message, "answerable": case.answerable, "reference": case.reference,
-            "raw": row["raw"], "text": row["text"], "top_dense": row["top_dense"],
-            "passages": [{"source": p.source.rsplit("/", 1)[-1], "text": p.text, "dense": p.dense, "score": p.score}
+            "raw": row["raw"], "text": row["text"], "evidence": row["evidence"],
+            "passages": [{"source": p.source.rsplit("/", 1)[-1], "text": p.text, "dense": p.dense,
+                          "coverage": p.coverage, "score": p.score}
                          for p in row["passages"]]}  # fmt: skip
 
 

@@ -120,7 +120,7 @@ async def answer(
     result = GroundedResult(
         case.id, case.message, case.answerable, list(case.gold), ranked, gold_rank, retrieval_ms=found.latency_ms
     )
-    result.evidence = any((p.dense or 0.0) >= kb.min_score for p in passages)
+    result.evidence = found.evidence
     if writer is None:
         return result
     if not result.evidence:
