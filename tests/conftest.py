@@ -101,9 +101,9 @@ class Stack:
     def reply(self, sender: str, message: str) -> str:
         response = self.send(sender, message)
         assert response.status_code == 200, response.text
-        body = response.json()
-        assert len(body) == 1 and body[0]["recipient_id"] == sender
-        return body[0]["text"]
+        reply, *custom = response.json()  # a reply with sources: then its citations, as a custom element
+        assert reply["recipient_id"] == sender and all(c.get("custom", {}).get("citations") for c in custom)
+        return reply["text"]
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.db.rows(sql, *params)

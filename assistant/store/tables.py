@@ -274,7 +274,7 @@ class KBChunk(Base):
     both made by migration 0006."""
 
     __tablename__ = "kb_chunks"
-    __table_args__ = (Index("ix_kb_chunks_document", "document_id", "position"),)
+    __table_args__ = (Index("ix_kb_chunks_document", "document_id", "position"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("kb_documents.id", ondelete="CASCADE"))

@@ -200,6 +200,7 @@ async def test_add_change_remove_and_search(store_url: str, tmp_path: Path) -> N
         found = await retriever.retrieve("do you ship kettles to norway")
         assert found.evidence and found.kb_version == "kb-0001"
         assert found.passages[0].title == "Shipping" and found.passages[0].keyword is not None
+        first_shipping = found.passages[0]
         assert found.passages[0].dense == pytest.approx(max(p.dense or 0 for p in found.passages))
 
         (docs / "shipping.md").write_text("# Shipping\n\nWe ship kettles to Sweden only.")
@@ -208,6 +209,7 @@ async def test_add_change_remove_and_search(store_url: str, tmp_path: Path) -> N
         assert [Path(s).name for s in edited.replaced] == ["shipping.md"]
         assert [Path(s).name for s in edited.removed] == ["stores.md"] and edited.version == "kb-0002"
         found = await retriever.retrieve("do you ship kettles to norway")
+        assert first_shipping.chunk_id not in {p.chunk_id for p in found.passages}  # ids are never reused
         texts = [p.text for p in found.passages]
         assert "We ship kettles to Sweden only." in texts and not any("Norway" in t for t in texts)
         opening = await retriever.retrieve("when does the berlin store open")
@@ -239,5 +241,22 @@ async def test_an_empty_knowledge_base_embeds_nothing(store_url: str) -> None:
     try:
         found = await HybridRetriever(KBSettings(), store, embedder).retrieve("anything")
         assert (found.passages, found.evidence, found.kb_version, embedder.calls) == ([], False, None, 0)
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.database
+async def test_a_chunk_id_is_never_reused(store_url: str, tmp_path: Path) -> None:
+    """Old turns cite chunk ids: a replaced document's new chunks must not take the ids of the old ones."""
+    (tmp_path / "only.md").write_text("# Only\n\nThe first text.")
+    store = Store(store_url)
+    try:
+        base = KnowledgeBase(KBSettings(), store, FakeEmbedder())
+        await base.add([tmp_path])
+        before = set(await store.transaction(lambda conn: kb.passages(conn, [1, 2, 3])))
+        (tmp_path / "only.md").write_text("# Only\n\nThe second text.")
+        await base.add([tmp_path])
+        after = {chunk_id for chunk_id, _, _ in await store.transaction(kb.all_chunks)}
+        assert before and after and not before & after
     finally:
         await store.aclose()

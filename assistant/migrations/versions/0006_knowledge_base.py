@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("embedding", Embedding(), nullable=False),
+        sqlite_autoincrement=True,  # a chunk id is never reused: old turns' citations never point at new text
     )
     op.create_index("ix_kb_chunks_document", "kb_chunks", ["document_id", "position"])
     op.create_table(
