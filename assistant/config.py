@@ -149,16 +149,18 @@ class KBSettings(BaseModel):
     )
     rrf_k: int = 60
     dense_weight: float = Field(0.7, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
-    min_score: float = Field(0.3, description="score floor: the best passage's cosine similarity to the query")
+    min_score: float = Field(
+        0.5, description="evidence floor: the best passage's mean of cosine similarity and word coverage"
+    )
     context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
     smalltalk_intents: list[str] = Field(["chitchat"], description="LLM-routed intents that never retrieve")
     # Grounded answers
     max_tokens: int = 160
     max_sentences: int = 3
     min_support: float = Field(
-        0.6, description="a sentence is kept when this share of its content words is in the passage it cites"
+        0.4, description="a sentence is kept when this share of its content words is in the passage it cites"
     )
-    min_answer_words: int = Field(3, description="fewer supported words than this: the answer abstains")
+    min_answer_words: int = Field(2, description="fewer supported words than this: the answer abstains")
     abstain_reply: str = Field(
         "I'm sorry, I don't know: I couldn't find that in Northwind's documents. I can help with orders, "
         "deliveries, returns, warranty, payment and our stores.",
