@@ -4,7 +4,9 @@ check, and on every set it is not worse than the model served now beyond the tol
 whatever the adapter was trained on. Loops are judged by the looping share (over 20 % of a reply's trigrams
 repeated) of what is sent and of the model's own text; how often the loop guard cut a reply (any repeated
 4-gram, a hair trigger) is reported, not gated. Distinct-2 is reported, not gated: short replies in the bot's persona
-("Cool.", "Hey!") lower it without being worse, and loops are caught by the looping figures."""
+("Cool.", "Hey!") lower it without being worse, and loops are caught by the looping figures. On grounded sets
+(questions for the knowledge base) abstention recall and over-refusal are gated, token F1 and similarity are
+reported: an abstention scores 0 there, so on a sample of a few questions they move by whole cases."""
 
 from __future__ import annotations
 
@@ -94,6 +96,8 @@ def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSe
         for name, (slack, higher, share) in relative.items():
             if name == "model_looping" and figures.kind == "behaviour":
                 continue  # its cases ask for repetition; what users get there is held to every check instead
+            if name in ("similarity", "token_f1") and figures.kind == "grounded":
+                continue  # reported: an abstention scores 0, so on a few questions they move by whole cases
             old = o.get(name)
             slack = max(slack, one_case) if share else slack
             limit = None if old is None else (old - slack if higher else old + slack)

@@ -38,6 +38,22 @@ def test_a_candidate_as_good_as_the_served_model_passes() -> None:
     assert gate.passed and gate.reason().startswith("passed all")
 
 
+def grounded(model: str, token_f1: float, abstention_recall: float, over_refusal: float) -> LLMEvaluation:
+    figures = {"similarity": token_f1 * 2, "token_f1": token_f1, "abstention_recall": abstention_recall,
+               "over_refusal": over_refusal, "looping": 0.0, "withheld": 0.0, "words_median": 12}  # fmt: skip
+    return LLMEvaluation(model, {}, True, [SetFigures("kb", "grounded", 20, figures, dict(CHECKS), {})])
+
+
+def test_grounded_sets_gate_abstention_and_report_answer_overlap() -> None:
+    served = grounded("base", 0.20, 0.75, 0.20)
+    # answers that overlap the references less (fewer words, one more case declined) are reported, not gated
+    assert decide(grounded("llm-0002", 0.12, 0.75, 0.25), served, LLMGateSettings()).passed
+    # declining fewer unanswerable questions, or more answerable ones, beyond a case's worth fails
+    worse = decide(grounded("llm-0002", 0.20, 0.55, 0.35), served, LLMGateSettings())
+    assert [c.name for c in worse.failed] == ["kb: abstention_recall", "kb: over_refusal"]
+    assert "kb: abstention_recall 0.550 (needs >= 0.700" in worse.reason()
+
+
 def test_lower_similarity_beyond_the_tolerance_fails_and_is_named() -> None:
     gate = decide(run("llm-0002", 0.40, 0.0, 9), run("base", 0.45, 0.0, 9), LLMGateSettings())
     assert not gate.passed
