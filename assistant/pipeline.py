@@ -345,6 +345,8 @@ class TurnPipeline:
         if not retrieval.passages:  # no documents: the LLM answers as it did before there was a knowledge base
             return None
         if not retrieval.evidence:
+            if draft.decision.reason == Reason.NLU_UNAVAILABLE:
+                return None  # without the NLU it may be small talk: the LLM answers as it did before
             draft.text, draft.reason, draft.answered_by = self.settings.kb.abstain_reply, Reason.NO_EVIDENCE, "kb"
             return None
         return self._llm_call(turn, message, retrieval.passages)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from assistant.knowledge import KnowledgeBase
-from tests.unit.fakes import KB_DOWN
+from tests.unit.fakes import KB_DOWN, NLU_DOWN
 from tests.unit.test_app import App, settings_for, start
 
 DOCS = {
@@ -122,3 +122,12 @@ async def test_a_failing_knowledge_base_leaves_the_question_to_the_llm(kb_app: A
     _, bot = kb_app.turn("fay")
     assert bot["reason"] == "low_confidence" or bot["route"] == "llm"
     assert "retrieval: RuntimeError('the fake embedder failed')" in bot["error"]
+
+
+async def test_without_the_nlu_a_message_without_evidence_goes_to_the_llm(kb_app: App) -> None:
+    """With the NLU down a message may be small talk: no evidence means the LLM answers, not the abstain reply."""
+    reply = await kb_app.say("nia", NLU_DOWN)
+    assert reply == "I am fine, thanks!"
+    user, bot = kb_app.turn("nia")
+    assert (user["reason"], bot["answered_by"]) == ("nlu_unavailable", "base")
+    assert json.loads(bot["retrieval"])["evidence"] is False
