@@ -149,14 +149,24 @@ class KBSettings(BaseModel):
     )
     rrf_k: int = 60
     dense_weight: float = Field(0.7, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
-    min_score: float = Field(
-        0.5, description="evidence floor: the best passage's mean of cosine similarity and word coverage"
+    # The answerability floor depends on the documents and on how people ask: calibrate it on the bot's own
+    # questions (`assistant eval kb --calibrate`). These are the demo bot's (its nlu/evals/kb.yml); ClapNQ's
+    # tuning part gives 0.5 and 0.58 (Wikipedia passages are closer to their questions than shop pages).
+    sentence_weight: float = Field(
+        0.7, description="answerability: the best sentence's cosine weight (the top passage's cosine: 1 - it)"
     )
+    min_score: float = Field(0.4, description="floor on the answerability score; below it the answer abstains")
     context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
     smalltalk_intents: list[str] = Field(["chitchat"], description="LLM-routed intents that never retrieve")
     # Grounded answers
+    answer: Literal["extract", "generate", "hybrid"] = Field(
+        "extract",
+        description="extract: the top passage's sentences closest to the question, quoted with the source; "
+        "generate: the LLM answers from the passages, unsupported sentences dropped (too few left: abstain); "
+        "hybrid: generate, and quote instead of abstaining when too few are supported",
+    )
     max_tokens: int = 160
-    max_sentences: int = 3
+    max_sentences: int = Field(3, description="sentences a grounded answer keeps (quoted or generated)")
     min_support: float = Field(
         0.4, description="a sentence is kept when this share of its content words is in the passage it cites"
     )

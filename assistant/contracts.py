@@ -89,6 +89,7 @@ class Reason(enum.StrEnum):
     LLM_EMPTY = "llm_empty"
     CRISIS = "crisis"  # the message spoke of self-harm: the configured crisis reply, no LLM
     GROUNDED = "grounded"  # answered from the knowledge base's passages, with citations
+    QUOTED = "quoted"  # the passage's sentences closest to the question, quoted with the source (kb.answer)
     NO_EVIDENCE = "no_evidence"  # an open question the knowledge base has nothing on: the abstain reply
     UNSUPPORTED = "unsupported"  # the LLM's answer was not supported by the passages: the abstain reply
 
@@ -528,13 +529,12 @@ class Passage:
     dense: float | None = None
     keyword: float | None = None
     coverage: float | None = None  # share of the message's content words in the passage (None: it has none)
+    sentences: tuple[float, ...] = ()  # cosine of each sentence of ``text`` to the query (empty: not indexed)
 
     @property
-    def evidence(self) -> float:
-        """How likely the passage holds the answer: the mean of its cosine similarity to the query and the
-        message's word coverage (the cosine alone when the message has no content words)."""
-        dense = self.dense or 0.0
-        return dense if self.coverage is None else (dense + self.coverage) / 2
+    def best_sentence(self) -> float | None:
+        """The cosine of the passage's sentence closest to the query (None: no sentence vectors)."""
+        return max(self.sentences) if self.sentences else None
 
 
 @dataclass(frozen=True)
@@ -555,7 +555,8 @@ class Retrieval:
     passages: list[Passage]
     kb_version: str | None
     latency_ms: float
-    evidence: bool  # some passage passed the score floor
+    evidence: bool  # the answerability score passed the floor (``kb.min_score``)
+    answerability: float = 0.0  # how likely the passages answer the message (``retrieval.answerability``)
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from assistant.config import KBSettings
 from assistant.contracts import Embedder
 from assistant.documents import Chunk, Document, find_files, read, split
+from assistant.grounding import chunk_sentences
 from assistant.store import Store
 from assistant.store import knowledge as kb
 
@@ -56,7 +57,20 @@ class KnowledgeBase:
         known = await self.store.transaction(kb.document_hashes)
         change, documents = await asyncio.to_thread(_plan_add, list(paths), known, progress)
         await self._write(documents, change, progress)
+        await self.fill_sentences(progress)
         return change
+
+    async def fill_sentences(self, progress: Progress | None = None) -> int:
+        """Embed the sentences of chunks indexed before there were sentence vectors (migration 0007); the
+        chunks and the version stay as they are. Returns how many chunks were filled."""
+        missing = await self.store.transaction(lambda conn: kb.all_chunks(conn, without_sentences=True))
+        if not missing:
+            return 0
+        texts = [text for _, _, text in missing]
+        embedded = await asyncio.to_thread(self._sentence_vectors, texts, progress)
+        filled = {chunk_id: blob for (chunk_id, _, _), blob in zip(missing, embedded, strict=True)}
+        await self.store.transaction(lambda conn: kb.set_embeddings(conn, {}, filled))
+        return len(filled)
 
     async def remove(self, sources: Iterable[str]) -> Change:
         """Drop documents by source (as `kb list` shows it, or a path that resolves to it)."""
@@ -104,16 +118,30 @@ class KnowledgeBase:
         embedded: list[list[kb.NewChunk]] = []
         for chunks in documents:
             vectors = self.embedder.embed([c.for_embedding for c in chunks]) if chunks else []
+            per_sentence = self._sentence_vectors([c.text for c in chunks])
             embedded.append(
                 [
-                    kb.NewChunk(c.title, c.text, c.content_hash, vector)
-                    for c, vector in zip(chunks, vectors, strict=True)
+                    kb.NewChunk(c.title, c.text, c.content_hash, vector, blob)
+                    for c, vector, blob in zip(chunks, vectors, per_sentence, strict=True)
                 ]
             )
             done += len(chunks)
             if progress:
                 progress("embedding", done, total)
         return embedded
+
+    def _sentence_vectors(self, texts: list[str], progress: Progress | None = None) -> list[bytes]:
+        """Each text's sentences (``grounding.chunk_sentences``) embedded, as stored (one batch for all)."""
+        split_texts = [chunk_sentences(t) for t in texts]
+        flat = [s for parts in split_texts for s in parts]
+        matrix = self.embedder.embed(flat) if flat else []
+        blobs, start = [], 0
+        for parts in split_texts:
+            blobs.append(kb.matrix_bytes(matrix[start : start + len(parts)]))
+            start += len(parts)
+        if progress:
+            progress("sentences", len(texts), len(texts))
+        return blobs
 
 
 def _plan_add(paths: list[Path], known: dict[str, str], progress: Progress | None) -> tuple[Change, list[Document]]:

@@ -330,8 +330,9 @@ class TurnPipeline:
         )  # fmt: skip
 
     async def _retrieve(self, turn: Accepted, message: IncomingMessage, draft: _Draft) -> LLMCall | None:
-        """Retrieve for an open question: passages with evidence give a grounded LLM call; none gives the
-        abstain reply; an empty knowledge base leaves the message to the LLM as before."""
+        """Retrieve for an open question: passages with evidence give the quoted answer (``kb.answer:
+        extract``) or a grounded LLM call; none gives the abstain reply; an empty knowledge base leaves the
+        message to the LLM as before."""
         assert self.retriever is not None
         history = await self.store.history(turn, 2 * self.settings.kb.context_turns)
         context = [text for role, text in history if role == Role.USER]
@@ -348,6 +349,10 @@ class TurnPipeline:
             if draft.decision.reason == Reason.NLU_UNAVAILABLE:
                 return None  # without the NLU it may be small talk: the LLM answers as it did before
             draft.text, draft.reason, draft.answered_by = self.settings.kb.abstain_reply, Reason.NO_EVIDENCE, "kb"
+            return None
+        if self.settings.kb.answer == "extract":
+            draft.checked = grounding.extract(message.text, retrieval.passages, self.settings.kb.max_sentences)
+            draft.text, draft.reason, draft.answered_by = draft.checked.text, Reason.QUOTED, "kb"
             return None
         return self._llm_call(turn, message, retrieval.passages)
 
@@ -402,9 +407,9 @@ class TurnPipeline:
                         break
             if draft.error is None:
                 draft.text, draft.reason, draft.checked = grounding.decide(
-                    guard.finish(), call.passages, self.settings.kb
+                    guard.finish(), call.passages, self.settings.kb, draft.retrieval.query if draft.retrieval else ""
                 )
-                if draft.reason == Reason.UNSUPPORTED:
+                if draft.reason != Reason.GROUNDED:  # the abstain reply, or the quoted sentences (hybrid)
                     yield ("\n\n" if shown else "") + draft.text
         finally:
             self._finish_generation(draft, call, guard)
@@ -476,7 +481,7 @@ class TurnPipeline:
             confidence=top.confidence if top else None,
             model=draft.answered_by,
             latency_ms=latency_ms,
-            citations=draft.checked.citations if draft.checked and draft.reason == Reason.GROUNDED else [],
+            citations=draft.checked.citations if draft.checked and draft.reason in grounding.ANSWERED else [],
         )
 
 
@@ -485,12 +490,13 @@ def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
     retrieval = draft.retrieval
     if retrieval is None:
         return None
-    grounded = draft.checked is not None and draft.reason == Reason.GROUNDED
+    grounded = draft.checked is not None and draft.reason in grounding.ANSWERED
     return {
         "kb_version": retrieval.kb_version,
         "query": retrieval.query,
         "latency_ms": round(retrieval.latency_ms, 2),
         "evidence": retrieval.evidence,
+        "answerability": retrieval.answerability,
         "passages": [_passage_record(p) for p in retrieval.passages],
         "citations": [asdict(c) for c in draft.checked.citations] if grounded and draft.checked else [],
         "support": draft.checked.as_record() if draft.checked else [],
@@ -499,4 +505,4 @@ def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
 
 def _passage_record(p: Passage) -> dict[str, Any]:
     return {"chunk_id": p.chunk_id, "score": round(p.score, 5), "dense": p.dense, "keyword": p.keyword,
-            "coverage": p.coverage, "evidence": round(p.evidence, 4), "source": p.source, "title": p.title}  # fmt: skip
+            "coverage": p.coverage, "best_sentence": p.best_sentence, "source": p.source, "title": p.title}  # fmt: skip

@@ -12,9 +12,10 @@ kind can be measured with the same command (``--questions FILE --part all``).
 3. Retrieval on the report part with it, for each store: recall@k, MRR, p50/p95 latency (the latency a turn
    gains: embedding the query, both searches, fusion).
 4. With a running vLLM (``--vllm-url``, default the configured one): grounded answers on the tuning part,
-   where the floor and the support settings are chosen; then on the report part the grounded answers and, as
-   the baseline, the same questions answered by the LLM without retrieval: token F1, similarity, abstention
-   precision/recall, over-refusal, citation validity.
+   where the answer mode (quoted, generated, or generated with quoting instead of abstaining), the
+   answerability score's sentence weight and floor, and the support settings are chosen; then on the
+   report part the grounded answers and, as the baseline, the same questions answered by the LLM without
+   retrieval: token F1, similarity, abstention precision/recall, over-refusal, citation validity.
 
     .venv/bin/python bench/kb_clapnq.py [--postgres URL] [--limit N] [--no-answers] [--json out.json]
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import itertools
 import json
 import os
 import tempfile
@@ -41,9 +41,8 @@ from sqlalchemy import text
 
 from assistant import plugins
 from assistant.config import KBSettings, Settings
-from assistant.contracts import EMBEDDERS, Reason
+from assistant.contracts import EMBEDDERS
 from assistant.domain import Domain
-from assistant.grounding import decide
 from assistant.knowledge import KnowledgeBase
 from assistant.llm_reply import ReplyWriter
 from assistant.migrations.migrate import upgrade
@@ -64,16 +63,11 @@ FUSIONS: list[dict[str, Any]] = [
     {"fusion": "rrf", "rrf_k": 10},
     *({"fusion": "weighted", "dense_weight": w} for w in (0.3, 0.5, 0.7)),
 ]
-FLOORS = [0.4, 0.45, 0.5, 0.55, 0.6]
-SUPPORTS = [0.4, 0.5, 0.6, 0.7]
-MIN_WORDS = [1, 2, 3, 5]
 RETRIEVAL_SHOWN = ("recall@1", "recall@5", "recall@10", "mrr", "retrieval_p50_ms", "retrieval_p95_ms")
 ANSWERS_SHOWN = (
     "token_f1", "similarity", "abstention_precision", "abstention_recall", "over_refusal",
     "citation_validity_model", "citation_validity_reply", "cited_replies",
 )  # fmt: skip
-FLOOR_RECALL = 0.75  # when the targets cannot be met: decline at least this share of unanswerable questions
-TARGETS = {"abstention_recall": 0.8, "over_refusal": 0.15}
 
 
 def part_of(question_id: str) -> str:
@@ -137,81 +131,40 @@ async def size_mb(url: str) -> float:
 
 async def answers(
     settings: Settings, retriever: HybridRetriever, qa: EvalSet, model: str, grounded: bool, bar: Progress
-) -> list[dict[str, Any]]:
-    """Raw answers (grounded: with the top passages, whatever the evidence; the decisions are made after)."""
+) -> list[kb_eval.RawAnswer]:
+    """Raw answers (grounded: with the top passages, whatever their score; the decisions are made after)."""
     llm = llm_backend(settings)
     writer = ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
-    gate = asyncio.Semaphore(4)
     task = bar.add_task(f"answers {'grounded' if grounded else 'no retrieval'} ({qa.name})", total=len(qa.cases))
-
-    async def one(index: int, case: Any) -> dict[str, Any]:
-        async with gate:
-            found = await retriever.retrieve(case.message, top_k=settings.kb.top_k)
-            passages = found.passages if grounded else []
-            written = await writer.write((), case.message, model, seed=1000 + index, passages=passages)
-        bar.advance(task)
-        return {"case": case, "passages": passages, "text": written.text, "raw": written.raw,
-                "evidence": max((p.evidence for p in found.passages), default=0.0)}  # fmt: skip
-
     try:
-        return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(qa.cases))))
+        return await kb_eval.raw_answers(
+            writer, retriever, settings.kb, model, qa, lambda done, *_: bar.update(task, completed=done),
+            grounded=grounded,
+        )  # fmt: skip
     finally:
         await llm.aclose()
 
 
-def judged(rows: list[dict[str, Any]], kb: KBSettings, embedder: Any) -> list[kb_eval.GroundedResult]:
-    """The live decision (evidence floor, support check, fewest words) applied to raw grounded answers."""
-    results = []
-    for row in rows:
-        case = row["case"]
-        result = kb_eval.GroundedResult(case.id, case.message, case.answerable, list(case.gold), [], None)
-        result.evidence = row["evidence"] >= kb.min_score
-        if not result.evidence:
-            result.reply, result.reason = kb.abstain_reply, Reason.NO_EVIDENCE
-        else:
-            result.reply, result.reason, checked = decide(row["text"], row["passages"], kb)
-            result.citations = [{"n": c.n} for c in checked.citations]
-            result.model_citations = kb_eval.citation_validity(row["raw"], row["passages"], kb.min_support)
-            result.reply_citations = kb_eval.citation_validity(result.reply, row["passages"], kb.min_support)
-        if case.reference:
-            refs = case.reference.split("\n")
-            result.token_f1 = 0.0 if result.abstained else max(token_f1(result.reply, r) for r in refs)
-        results.append(result)
-    if embedder is not None:
-        kb_eval.add_similarity(embedder, results, {r["case"].id: r["case"] for r in rows})
+def judged(rows: list[kb_eval.RawAnswer], kb: KBSettings, embedder: Any) -> list[kb_eval.GroundedResult]:
+    results = kb_eval.judge_raw(rows, kb)
+    kb_eval.add_similarity(embedder, results, {r.case.id: r.case for r in rows})
     return results
 
 
-def ungrounded(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    scores = [max(token_f1(r["text"], ref) for ref in r["case"].reference.split("\n")) for r in rows
-              if r["case"].answerable and r["case"].reference]  # fmt: skip
+def ungrounded(rows: list[kb_eval.RawAnswer]) -> dict[str, float | None]:
+    scores = [max(token_f1(r.text, ref) for ref in r.case.reference.split("\n")) for r in rows
+              if r.case.answerable and r.case.reference]  # fmt: skip
     return {"token_f1": sum(scores) / len(scores) if scores else None}
 
 
-def choose_thresholds(rows: list[dict[str, Any]], kb: KBSettings) -> tuple[KBSettings, dict[str, Any]]:
-    """Among the settings that meet both abstention targets, the best token F1; if none does (SmolLM2-135M
-    here), the best token F1 among those that decline at least ``FLOOR_RECALL`` of the unanswerable questions."""
-    best: tuple[tuple[float, ...], KBSettings, dict[str, Any]] | None = None
-    for floor, min_support, words in itertools.product(FLOORS, SUPPORTS, MIN_WORDS):
-        candidate = replace_kb(kb, min_score=floor, min_support=min_support, min_answer_words=words)
-        figures = kb_eval.answer_figures(judged(rows, candidate, None))
-        recall, refusal = figures["abstention_recall"] or 0.0, figures["over_refusal"] or 0.0
-        meets = recall >= TARGETS["abstention_recall"] and refusal <= TARGETS["over_refusal"]
-        key = (float(meets), float(recall >= FLOOR_RECALL), figures["token_f1"] or 0.0, recall - refusal)
-        if best is None or key > best[0]:
-            best = (key, candidate, figures)
-    assert best is not None
-    return best[1], best[2]
-
-
-def _row(row: dict[str, Any]) -> dict[str, Any]:
+def _row(row: kb_eval.RawAnswer) -> dict[str, Any]:
     """One raw answer, for analysis after the run (``--json``)."""
-    case = row["case"]
+    case = row.case
     return {"id": case.id, "question": case.message, "answerable": case.answerable, "reference": case.reference,
-            "raw": row["raw"], "text": row["text"], "evidence": row["evidence"],
+            "raw": row.raw, "text": row.text,
             "passages": [{"source": p.source.rsplit("/", 1)[-1], "text": p.text, "dense": p.dense,
-                          "coverage": p.coverage, "score": p.score}
-                         for p in row["passages"]]}  # fmt: skip
+                          "coverage": p.coverage, "score": p.score, "sentences": p.sentences}
+                         for p in row.passages]}  # fmt: skip
 
 
 def show(title: str, rows: dict[str, dict[str, Any]]) -> None:
@@ -324,13 +277,13 @@ async def main() -> None:
                 columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
                 with Progress(*columns, console=console) as bar:
                     tune_rows = await answers(settings, retriever, tune, model, True, bar)
-                    chosen, tune_figures = choose_thresholds(tune_rows, kb)
+                    chosen, tune_figures = kb_eval.calibrate(tune_rows, kb)
                     report_rows = await answers(settings, retriever, report, model, True, bar)
                     baseline_rows = await answers(settings, retriever, report, model, False, bar)
             finally:
                 await store.aclose()
-            picked = {"min_score": chosen.min_score, "min_support": chosen.min_support,
-                      "min_answer_words": chosen.min_answer_words}  # fmt: skip
+            picked = {"answer": chosen.answer, "sentence_weight": chosen.sentence_weight, "min_score": chosen.min_score,
+                      "min_support": chosen.min_support, "min_answer_words": chosen.min_answer_words}  # fmt: skip
             console.print(f"chosen on the tuning part: {picked} (tuning figures {kb_eval.rounded(tune_figures)})")
             results = judged(report_rows, chosen, embedder)
             grounded_figures = kb_eval.answer_figures(results)

@@ -11,6 +11,7 @@ the model's own markers, and of the reply sent), retrieval latency p50/p95. Mark
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,9 +27,9 @@ import numpy as np
 
 from assistant.config import KBSettings, Settings
 from assistant.contracts import AssistantError, Embedder, Passage, Reason
-from assistant.grounding import CITE, decide, sentences, support
+from assistant.grounding import ANSWERED, CITE, decide, extract, sentences, support
 from assistant.llm_reply import ReplyWriter
-from assistant.retrieval import HybridRetriever
+from assistant.retrieval import HybridRetriever, answerability
 from training.eval_sets import BadEvalSet, Case, EvalSet, load_set
 from training.reply_metrics import percentile, token_f1
 
@@ -116,26 +117,16 @@ async def answer(
     found = await retriever.retrieve(case.message, context, top_k=max(RANK_K, kb.top_k))
     ranked = list(dict.fromkeys(document_name(p.source) for p in found.passages))
     gold_rank = next((i for i, name in enumerate(ranked, start=1) if matches(name, case.gold)), None)
-    passages = found.passages[: kb.top_k]
-    result = GroundedResult(
-        case.id, case.message, case.answerable, list(case.gold), ranked, gold_rank, retrieval_ms=found.latency_ms
-    )
-    result.evidence = found.evidence
+    row, seconds = RawAnswer(case, found.passages[: kb.top_k]), 0.0
     if writer is None:
-        return result
-    if not result.evidence:
-        result.reply, result.reason = kb.abstain_reply, Reason.NO_EVIDENCE
+        result = GroundedResult(case.id, case.message, case.answerable, list(case.gold), [], None)
+        result.evidence = found.evidence
     else:
-        written = await writer.write(case.history, case.message, model, seed=seed, passages=passages)
-        result.raw, result.seconds = written.raw, written.seconds
-        result.reply, reason, checked = decide(written.text, passages, kb)
-        result.reason = reason
-        result.citations = [asdict(c) for c in checked.citations] if reason == Reason.GROUNDED else []
-        result.model_citations = citation_validity(written.raw, passages, kb.min_support)
-        result.reply_citations = citation_validity(result.reply, passages, kb.min_support)
-    if case.reference:
-        references = case.reference.split("\n")
-        result.token_f1 = 0.0 if result.abstained else max(token_f1(result.reply, r) for r in references)
+        if found.evidence and kb.answer != "extract":  # the LLM is asked only when a live turn would ask it
+            written = await writer.write(case.history, case.message, model, seed=seed, passages=row.passages)
+            row.text, row.raw, seconds = written.text, written.raw, written.seconds
+        (result,) = judge_raw([row], kb)
+    result.ranked, result.gold_rank, result.retrieval_ms, result.seconds = ranked, gold_rank, found.latency_ms, seconds
     return result
 
 
@@ -175,6 +166,118 @@ async def evaluate(
         return result
 
     return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(qa.cases))))
+
+
+# ---------------------------------------------------------------- calibration (`assistant eval kb --calibrate`)
+
+ANSWER_MODES = ("extract", "generate", "hybrid")
+SENTENCE_WEIGHTS = (0.0, 0.3, 0.5, 0.7)
+FLOORS = tuple(round(0.30 + 0.02 * i, 2) for i in range(19))  # 0.30 .. 0.66
+SUPPORT_GRID = tuple(itertools.product((0.4, 0.5, 0.6, 0.7), (1, 2, 3, 5)))  # (min_support, min_answer_words)
+TARGETS = {"abstention_recall": 0.8, "over_refusal": 0.15}
+FLOOR_RECALL = 0.75  # when the targets cannot be met: decline at least this share of unanswerable questions
+
+
+@dataclass
+class RawAnswer:
+    """A question's retrieval and, for the LLM's modes, its answer from the passages before any decision:
+    every setting of the grid is judged on the same answers."""
+
+    case: Case
+    passages: list[Passage]
+    text: str = ""
+    raw: str = ""
+
+
+async def raw_answers(
+    writer: ReplyWriter | None,
+    retriever: HybridRetriever,
+    kb: KBSettings,
+    model: str,
+    qa: EvalSet,
+    on_progress: Progress | None = None,
+    concurrency: int = 4,
+    grounded: bool = True,
+) -> list[RawAnswer]:
+    """Retrieve for every question and (``writer`` given) let the LLM answer from the top passages, whatever
+    their score (``grounded`` False: without passages, the baseline)."""
+    gate, done = asyncio.Semaphore(concurrency), 0
+
+    async def one(index: int, case: Case) -> RawAnswer:
+        nonlocal done
+        async with gate:
+            context = [text for role, text in case.history if role == "user"]
+            found = await retriever.retrieve(case.message, context, top_k=kb.top_k)
+            row = RawAnswer(case, found.passages)
+            if writer is not None:
+                passages = found.passages if grounded else []
+                written = await writer.write(case.history, case.message, model, seed=1000 + index, passages=passages)
+                row.text, row.raw = written.text, written.raw
+        done += 1
+        if on_progress:
+            on_progress(done, len(qa.cases), case.id)
+        return row
+
+    return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(qa.cases))))
+
+
+def judge_raw(rows: list[RawAnswer], kb: KBSettings) -> list[GroundedResult]:
+    """The live decision applied to raw answers: the answerability floor, then the quoted sentences or the
+    LLM's answer checked for support (``kb.answer``)."""
+    results = []
+    for row in rows:
+        case, passages = row.case, row.passages[: kb.top_k]
+        result = GroundedResult(case.id, case.message, case.answerable, list(case.gold), [], None)
+        result.evidence = answerability(passages, kb.sentence_weight) >= kb.min_score
+        if not result.evidence:
+            result.reply, result.reason = kb.abstain_reply, Reason.NO_EVIDENCE
+        else:
+            if kb.answer == "extract":
+                checked = extract(case.message, passages, kb.max_sentences)
+                result.reply, result.reason = checked.text, Reason.QUOTED
+            else:
+                result.reply, result.reason, checked = decide(row.text, passages, kb, case.message)
+                result.raw = row.raw
+                result.model_citations = citation_validity(row.raw, passages, kb.min_support)
+            result.citations = [asdict(c) for c in checked.citations] if result.reason in ANSWERED else []
+            result.reply_citations = citation_validity(result.reply, passages, kb.min_support)
+        if case.reference:
+            references, answer = case.reference.split("\n"), CITE.sub("", result.reply)  # markers are not words
+            result.token_f1 = 0.0 if result.abstained else max(token_f1(answer, r) for r in references)
+        results.append(result)
+    return results
+
+
+def settings_grid(kb: KBSettings, modes: tuple[str, ...] = ANSWER_MODES) -> list[KBSettings]:
+    """What calibration chooses: the answer mode, the answerability score's sentence weight and floor, and
+    for the LLM's answers the support settings (quoting needs no support check)."""
+    grid = []
+    for mode, weight, floor in itertools.product(modes, SENTENCE_WEIGHTS, FLOORS):
+        checks = [(kb.min_support, kb.min_answer_words)] if mode == "extract" else SUPPORT_GRID
+        for min_support, words in checks:
+            grid.append(kb.model_copy(update={
+                "answer": mode, "sentence_weight": weight, "min_score": floor, "min_support": min_support,
+                "min_answer_words": words,
+            }))  # fmt: skip
+    return grid
+
+
+def calibrate(
+    rows: list[RawAnswer], kb: KBSettings, modes: tuple[str, ...] = ANSWER_MODES
+) -> tuple[KBSettings, dict[str, float | None]]:
+    """Among the settings that meet both abstention targets (``TARGETS``), the best token F1; if none does,
+    the best token F1 among those that decline at least ``FLOOR_RECALL`` of the unanswerable questions."""
+    best: tuple[tuple[float, ...], KBSettings, dict[str, float | None]] | None = None
+    for candidate in settings_grid(kb, modes):
+        figures = answer_figures(judge_raw(rows, candidate))
+        recall, refusal = figures["abstention_recall"] or 0.0, figures["over_refusal"] or 0.0
+        meets = recall >= TARGETS["abstention_recall"] and refusal <= TARGETS["over_refusal"]
+        key = (float(meets), float(recall >= FLOOR_RECALL), figures["token_f1"] or 0.0, recall - refusal)
+        if best is None or key > best[0]:
+            best = (key, candidate, figures)
+    if best is None:
+        raise BadEvalSet("nothing to calibrate: no answer mode given")
+    return best[1], best[2]
 
 
 def add_similarity(embedder: Embedder, results: list[GroundedResult], cases: dict[str, Case]) -> None:

@@ -187,10 +187,21 @@ def eval_kb(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many questions (a stable sample)")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="no answers: no LLM needed")] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate", help="choose the answerability floor and weight (and support settings) on these questions"
+        ),
+    ] = False,
+    modes: Annotated[
+        str, typer.Option(help="--calibrate: answer modes to compare (extract, generate, hybrid); default kb.answer")
+    ] = "",
     out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-kb")] = None,
 ) -> None:
     """The knowledge base measured on questions with gold documents: recall@k and MRR, answer F1 and
-    similarity, abstention on unanswerable questions, citation validity, retrieval latency."""
+    similarity, abstention on unanswerable questions, citation validity, retrieval latency. With --calibrate,
+    the settings that decline unanswerable questions best on them (answerability depends on the documents
+    and how people ask: calibrate on your own questions, then measure on others)."""
     from assistant.cli.kb import embedder as make_embedder
     from assistant.domain import Domain
     from assistant.llm_reply import ReplyWriter
@@ -210,10 +221,20 @@ def eval_kb(
             raise fail("the bot has no grounded evaluation set: give one with --data QA.jsonl")
         qa = grounded[0]
     qa = qa.limited(limit)
+    chosen_modes = tuple(m.strip() for m in (modes or settings.kb.answer).split(",") if m.strip())
+    if calibrate:
+        unknown = sorted(set(chosen_modes) - set(kb_eval.ANSWER_MODES))
+        if unknown or not chosen_modes:
+            raise fail(f"unknown answer mode {', '.join(unknown) or '(none)'}: use extract, generate or hybrid")
+        if not any(c.answerable for c in qa.cases) or all(c.answerable for c in qa.cases):
+            raise fail(f"{qa.path} needs answerable and unanswerable questions to calibrate abstention on")
     version = transaction(context, knowledge.current_version)
     if version is None or version.chunks == 0:
         raise fail("the knowledge base is empty: add documents with `assistant kb add PATH...` first")
     encoder = make_embedder(settings)
+    if calibrate:
+        _calibrate(context, qa, encoder, chosen_modes, out)
+        return
     llm = None if retrieval_only else llm_backend(settings)
     model = settings.default_llm_model
     active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
@@ -251,6 +272,63 @@ def eval_kb(
         for name, value in section.items():
             table.add_row(name, _num(value) if isinstance(value, float) else str(value))
     console.print(table)
+    console.print(f"report: {path}")
+
+
+def _calibrate(context: Context, qa: Any, encoder: Any, modes: tuple[str, ...], out: Path | None) -> None:
+    """`assistant eval kb --calibrate`: every setting of the grid judged on the same answers (the LLM answers
+    each question once, and only for the modes that use it)."""
+    from assistant.domain import Domain
+    from assistant.llm_reply import ReplyWriter
+    from assistant.retrieval import HybridRetriever
+    from training import kb_eval
+    from training.llm_eval import llm_backend
+
+    settings = context.settings
+    llm = llm_backend(settings) if any(m != "extract" for m in modes) else None
+    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
+    model = active.version if active else settings.default_llm_model
+
+    async def run(store: Any) -> list[kb_eval.RawAnswer]:
+        retriever = HybridRetriever(settings.kb, store, encoder)
+        writer = None if llm is None else ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task(f"calibrating on {qa.name}", total=len(qa.cases))
+                return await kb_eval.raw_answers(
+                    writer, retriever, settings.kb, model, qa, lambda done, *_: bar.update(task, completed=done)
+                )
+        finally:
+            if llm is not None:
+                await llm.aclose()
+
+    rows = context.run(run)
+    if llm is not None:
+        console.print(f"the LLM ({model}) answered {sum(bool(r.raw) for r in rows)} questions from their passages")
+    per_mode = {mode: kb_eval.calibrate(rows, settings.kb, (mode,)) for mode in modes}
+    chosen, _ = kb_eval.calibrate(rows, settings.kb, modes)
+    table = Table(title=f"calibrated on {qa.name} ({len(qa.cases)} questions): each mode at its best settings")
+    names = ("token_f1", "abstention_recall", "over_refusal", "abstention_precision")
+    for column in ("answer", "floor", "sentence weight", *names):
+        table.add_column(column)
+    for mode, (best, mode_figures) in per_mode.items():
+        mark = " (chosen)" if best == chosen else ""
+        table.add_row(f"{mode}{mark}", f"{best.min_score:.2f}", f"{best.sentence_weight:.1f}",
+                      *(_num(mode_figures.get(n)) for n in names))  # fmt: skip
+    console.print(table)
+    picked = {"answer": chosen.answer, "sentence_weight": chosen.sentence_weight, "min_score": chosen.min_score}
+    if chosen.answer != "extract":
+        picked |= {"min_support": chosen.min_support, "min_answer_words": chosen.min_answer_words}
+    results = kb_eval.judge_raw(rows, chosen)
+    kb_eval.add_similarity(encoder, results, {c.id: c for c in qa.cases})
+    note = f"calibrated on {len(qa.cases)} questions from {qa.path}: {picked}"
+    path = kb_eval.write_report(
+        out or settings.reports_dir / "eval-kb-calibration", f"Calibration: {qa.name}",
+        {"chosen": picked, "answers": kb_eval.rounded(kb_eval.answer_figures(results))}, results, note,
+    )  # fmt: skip
+    console.print("put this in assistant.yml (figures on the same questions flatter: measure on others):")
+    console.print("kb:\n" + "".join(f"  {k}: {v}\n" for k, v in picked.items()), markup=False, end="")
     console.print(f"report: {path}")
 
 

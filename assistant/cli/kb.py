@@ -141,14 +141,16 @@ def kb_search(
 
     result = context.run(run)
     floor = settings.kb.min_score
-    verdict = "[green]evidence[/]" if result.evidence else f"[yellow]no passage reaches the floor {floor}[/]"
+    score = f"answerability {result.answerability:.3f}"
+    verdict = f"[green]{score}: answered[/]" if result.evidence else f"[yellow]{score} < {floor}: declined[/]"
     table = Table(title=f"{result.kb_version}: {verdict} ({result.latency_ms:.0f} ms)")
-    for column in ("#", "fused", "dense", "keyword", "document", "passage"):
+    for column in ("#", "fused", "dense", "best sentence", "keyword", "document", "passage"):
         table.add_column(column)
     for n, p in enumerate(result.passages, start=1):
         text = p.text if len(p.text) <= 160 else p.text[:157] + "..."
         keyword = f"{p.keyword:.2f}" if p.keyword is not None else "-"
-        table.add_row(str(n), f"{p.score:.4f}", f"{p.dense or 0:.3f}", keyword, f"{p.title}\n{p.source}", text)
+        best = f"{p.best_sentence:.3f}" if p.best_sentence is not None else "-"
+        table.add_row(str(n), f"{p.score:.4f}", f"{p.dense or 0:.3f}", best, keyword, f"{p.title}\n{p.source}", text)
     console.print(table)
 
 

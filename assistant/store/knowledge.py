@@ -116,6 +116,19 @@ class NewChunk:
     text: str
     content_hash: str
     embedding: Any  # float32 vector
+    sentence_embeddings: bytes | None = None  # float32 rows, one per sentence (``matrix_bytes``)
+
+
+def matrix_bytes(matrix: Any) -> bytes:
+    """Sentence vectors as stored: float32 rows, row after row."""
+    return np.ascontiguousarray(matrix, dtype=np.float32).tobytes()
+
+
+def matrix_of(blob: bytes | None, dimensions: int) -> np.ndarray | None:
+    """The stored sentence vectors back as a (sentences, dimensions) matrix (None: none stored)."""
+    if blob is None or dimensions <= 0 or len(blob) % (4 * dimensions):
+        return None
+    return np.frombuffer(blob, dtype=np.float32).reshape(-1, dimensions)
 
 
 @dataclass(frozen=True)
@@ -173,7 +186,8 @@ def put_document(
             insert(chunks_t),
             [
                 {"document_id": document_id, "position": i, "title": c.title, "text": c.text,
-                 "content_hash": c.content_hash, "embedding": c.embedding}
+                 "content_hash": c.content_hash, "embedding": c.embedding,
+                 "sentence_embeddings": c.sentence_embeddings}
                 for i, c in enumerate(chunks)
             ],
         )  # fmt: skip
@@ -216,14 +230,21 @@ def versions(conn: Connection) -> list[VersionRow]:
     return [VersionRow(**{name: getattr(row, name) for name in VersionRow.__dataclass_fields__}) for row in rows]
 
 
-def all_chunks(conn: Connection) -> list[tuple[int, str, str]]:
-    """(chunk id, title, text) of every chunk: what `kb reindex` embeds again."""
-    return [tuple(row) for row in conn.execute(select(chunks_t.c.id, chunks_t.c.title, chunks_t.c.text))]
+def all_chunks(conn: Connection, without_sentences: bool = False) -> list[tuple[int, str, str]]:
+    """(chunk id, title, text) of every chunk (what `kb reindex` embeds again), or of those that have no
+    sentence vectors yet (indexed before migration 0007)."""
+    query = select(chunks_t.c.id, chunks_t.c.title, chunks_t.c.text).order_by(chunks_t.c.id)
+    if without_sentences:
+        query = query.where(chunks_t.c.sentence_embeddings.is_(None))
+    return [tuple(row) for row in conn.execute(query)]
 
 
-def set_embeddings(conn: Connection, vectors: dict[int, Any]) -> None:
-    for chunk_id, vector in vectors.items():
-        conn.execute(update(chunks_t).where(chunks_t.c.id == chunk_id).values(embedding=vector))
+def set_embeddings(conn: Connection, vectors: dict[int, Any], sentence_vectors: dict[int, bytes]) -> None:
+    for chunk_id, sentences in sentence_vectors.items():
+        values: dict[str, Any] = {"sentence_embeddings": sentences}
+        if chunk_id in vectors:
+            values["embedding"] = vectors[chunk_id]
+        conn.execute(update(chunks_t).where(chunks_t.c.id == chunk_id).values(**values))
 
 
 def terms(query: str) -> list[str]:

@@ -283,6 +283,8 @@ class KBChunk(Base):
     text: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     embedding: Mapped[Any] = mapped_column(Embedding())
+    # float32 rows, one per sentence of ``text`` (``grounding.sentences``), migration 0007; None: not yet made
+    sentence_embeddings: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class KBVersion(Base):

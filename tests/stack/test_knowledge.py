@@ -1,8 +1,8 @@
 """The knowledge base on the real stack: `assistant up` indexed the demo bot's kb/ (real encoder), real Rasa
-routes, real vLLM answers from the passages. Through REST and SSE: an answerable question cites the right
-document, an unanswerable one is declined, a follow-up retrieves with its context, an edited document
-replaces its chunks and a removed one is no longer retrieved or cited; the widget shows the sources in
-Chromium."""
+routes, answers quoted from the passages (the default) and, when calibrating, written by the real vLLM from
+them. Through REST and SSE: an answerable question cites the right document, an unanswerable one is declined,
+a follow-up retrieves with its context, an edited document replaces its chunks and a removed one is no longer
+retrieved or cited; the widget shows the sources in Chromium."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ ANSWERABLE = "What is the warranty on kettles?"  # warranty.md says 5 years in t
 UNANSWERABLE = "What is the name of Northwind's CEO?"  # no document says
 
 
-def kb(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """`assistant kb ...` against the stack's database, as an operator runs it."""
+def kb(stack: Stack, *args: str, eval_kb: bool = False) -> subprocess.CompletedProcess[str]:
+    """`assistant kb ...` (or `assistant eval kb ...`) against the stack's database, as an operator runs it."""
     env = {**stack.env, "COLUMNS": "200"}
+    command = ["eval", "kb"] if eval_kb else ["kb"]
     return subprocess.run(
-        [sys.executable, "-m", "assistant", "kb", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "assistant", *command, *args], env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -41,7 +42,7 @@ def test_up_indexed_the_demo_knowledge_base(stack: Stack) -> None:
         assert name in listed.stdout
     assert "knowledge base: 6 added" in stack.log_path.read_text()
     search = kb(stack, "search", "do you ship to Norway?")
-    assert search.returncode == 0 and "evidence" in search.stdout and "Shipping and delivery" in search.stdout
+    assert search.returncode == 0 and "answered" in search.stdout and "Shipping and delivery" in search.stdout
 
 
 def test_an_answerable_question_cites_its_document(stack: Stack) -> None:
@@ -49,7 +50,8 @@ def test_an_answerable_question_cites_its_document(stack: Stack) -> None:
     assert response.status_code == 200
     text, custom = response.json()
     user, bot = stack.turn("kb-answer")
-    assert user["route"] == "llm" and (bot["reason"], bot["answered_by"]) == ("grounded", "base")
+    assert user["route"] == "llm" and (bot["reason"], bot["answered_by"]) == ("quoted", "kb")
+    assert "5 years" in bot["text"] or "five years" in bot["text"], bot["text"]  # the document's own words
     assert text["text"] == bot["text"] and re.search(r"\[\d\]", bot["text"]), bot["text"]
     citations = custom["custom"]["citations"]
     assert citations and all(c["source"].endswith("/nlu/kb/warranty.md") for c in citations)
@@ -62,7 +64,7 @@ def test_an_answerable_question_cites_its_document(stack: Stack) -> None:
 
 def test_the_stream_carries_the_citations(stack: Stack) -> None:
     message = stack.stream("kb-stream", ANSWERABLE)
-    assert message["reason"] == "grounded" and message["citations"]
+    assert message["reason"] == "quoted" and message["citations"]
     assert message["citations"][0]["title"] == "Warranty"
 
 
@@ -71,6 +73,22 @@ def test_an_unanswerable_question_is_declined(stack: Stack) -> None:
     _, bot = stack.turn("kb-decline")
     assert reply.startswith("I'm sorry, I don't know") and bot["reason"] in ("no_evidence", "unsupported")
     assert retrieval(bot)["citations"] == []
+
+
+def test_calibration_compares_quoted_and_generated_answers_through_the_real_llm(stack: Stack, tmp_path: Path) -> None:
+    """`assistant eval kb --calibrate`: vLLM answers the demo questions from their passages once; each mode
+    and floor is judged on them; the chosen settings come out as YAML for assistant.yml, with a report."""
+    out = tmp_path / "calibration"
+    result = kb(stack, "--data", "nlu/evals/kb.yml", "--limit", "12", "--calibrate", "--modes",
+                "extract,generate,hybrid", "--out", str(out), eval_kb=True)  # fmt: skip
+    said = result.stdout
+    assert result.returncode == 0, said[-2000:] + result.stderr[-2000:]
+    assert "the LLM (base) answered 12 questions from their passages" in " ".join(said.split())
+    rows = {line.split("│")[1].strip().split(" ")[0]: line for line in said.splitlines() if line.count("│") > 5}
+    assert {"extract", "generate", "hybrid"} <= set(rows), said  # each mode at its best settings
+    assert "put this in assistant.yml" in said and re.search(r"answer: (extract|generate|hybrid)", said)
+    chosen = json.loads((out / "kb_eval.json").read_text())["figures"]["chosen"]
+    assert f"min_score: {chosen['min_score']}" in said and "(chosen)" in rows[chosen["answer"]]
 
 
 def test_a_follow_up_retrieves_with_the_conversation(stack: Stack) -> None:

@@ -28,7 +28,9 @@ import yaml
 
 from tests.conftest import REPO, Stack
 
-pytestmark = pytest.mark.database  # runs in the Postgres pass too
+# the promotion, registry, rollback and lock tests run in the Postgres pass too; the attack and the gate's
+# verdict on loops do not depend on the database and run once (on SQLite)
+on_both_databases = pytest.mark.database
 
 TUNING_PART = REPO / "nlu" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
@@ -173,10 +175,12 @@ def retrained(stack: Stack, seeded: dict[str, Any]) -> dict[str, Any]:
     return {"result": result, "traffic": traffic.results, **seeded}
 
 
+@on_both_databases
 def test_the_demo_model_gets_the_labelled_messages_wrong(seeded: dict[str, Any]) -> None:
     assert len(seeded["wrong_before"]) >= 5, seeded["wrong_before"]
 
 
+@on_both_databases
 def test_new_nlu_model_is_live_in_rasa_and_learned_the_labels(stack: Stack, retrained: dict[str, Any]) -> None:
     assert "NLU: promoted nlu-0002" in retrained["result"].stdout
     assert rasa_model(stack) == "nlu-0002.tar.gz" != retrained["model_before"]
@@ -191,6 +195,7 @@ def test_new_nlu_model_is_live_in_rasa_and_learned_the_labels(stack: Stack, retr
     assert registry(stack)["nlu-0002"] == "active" and registry(stack)["nlu-0001"] == "retired"
 
 
+@on_both_databases
 def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[str, Any]) -> None:
     assert "LLM: promoted llm-0001" in retrained["result"].stdout
     (metrics,) = stack.rows("SELECT metrics FROM model_versions WHERE version = 'llm-0001'")
@@ -211,6 +216,7 @@ def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[s
     assert bot["text"] and bot["completion_tokens"] > 0
 
 
+@on_both_databases
 def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str, Any]) -> None:
     (report,) = stack.data_dir.glob("reports/retrain-*/report.md")
     text = report.read_text()
@@ -226,6 +232,7 @@ def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str,
     assert "## smalltalk (reference, 16 cases)" in evaluation and "## Sample replies" in evaluation
 
 
+@on_both_databases
 def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[str, Any]) -> None:
     traffic = retrained["traffic"]
     assert len(traffic) > 50
@@ -239,6 +246,7 @@ def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[st
     assert [r for r in rows if r["error"] and ("404" in r["error"] or "NotFound" in r["error"])] == []
 
 
+@on_both_databases
 def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrained: dict[str, Any]) -> None:
     """Rasa loads the active model from its folder; the app loads the active adapter into the new vLLM."""
     pids = {name: stack.services()[name]["pid"] for name in ("rasa", "vllm")}
@@ -265,6 +273,7 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
     assert (bot["answered_by"], bot["error"]) == ("llm-0001", None)
 
 
+@on_both_databases
 def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:
     llm = cli(stack, "models", "rollback", "llm", timeout=120)
     assert llm.returncode == 0, llm.stderr
@@ -281,6 +290,7 @@ def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str
     assert again.returncode == 1 and "nothing before it" in again.stderr
 
 
+@on_both_databases
 def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrained: dict[str, Any]) -> None:
     active_before, model_before = registry(stack), rasa_model(stack)
     process = subprocess.Popen(
@@ -310,6 +320,7 @@ def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrain
     assert "would train" in dry.stdout
 
 
+@on_both_databases
 def test_a_second_retrain_refuses_while_one_runs(stack: Stack) -> None:
     holder = f"{socket.gethostname()}:{os.getpid()}:pytest"  # a live process on this host holds it
     far: Any = "2099-01-01 00:00:00" if stack.db.is_sqlite else datetime(2099, 1, 1, tzinfo=UTC)

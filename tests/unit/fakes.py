@@ -51,6 +51,7 @@ PARSES: dict[str, ParseResult] = {
     "nothing at all": ParseResult(None, [], []),
     "do you ship kettles to norway": parse(("out_of_scope", 0.9)),
     "and to sweden": parse(("out_of_scope", 0.8)),
+    "ship to sweden": parse(("out_of_scope", 0.8)),
     "kettle warranty": parse(("out_of_scope", 0.7)),
     "who won the world cup": parse(("out_of_scope", 0.9)),
     KB_DOWN: parse(("out_of_scope", 0.9)),

@@ -1,8 +1,10 @@
 """Open questions through the app (in-process: fake NLU, LLM and embedder; real store and knowledge base):
-answered from the passages with citations, or declined; small talk untouched; follow-ups use the context."""
+answered from the passages with citations (quoted, or written by the LLM and checked), or declined; small
+talk untouched; follow-ups use the context."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,16 +22,24 @@ DOCS = {
 }
 
 
-@pytest.fixture
-async def kb_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
-    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+@contextlib.asynccontextmanager
+async def app_with_kb(tmp_path: Path, **kb: Any) -> AsyncIterator[App]:
     docs = tmp_path / "kb"
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text)
-    async with start(settings_for(tmp_path)) as app:
+    # the fake embedder's cosines are lower than the real encoder's: a lower floor (no shared word: 0)
+    async with start(settings_for(tmp_path, kb={"min_score": 0.3, **kb})) as app:
         state = app.app.state
         await KnowledgeBase(state.settings.kb, state.store, app.embedder).add([docs])
+        yield app
+
+
+@pytest.fixture
+async def kb_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[App]:
+    """Answers written by the LLM from the passages (``kb.answer: generate``)."""
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    async with app_with_kb(tmp_path, answer="generate") as app:
         yield app
 
 
@@ -131,3 +141,38 @@ async def test_without_the_nlu_a_message_without_evidence_goes_to_the_llm(kb_app
     user, bot = kb_app.turn("nia")
     assert (user["reason"], bot["answered_by"]) == ("nlu_unavailable", "base")
     assert json.loads(bot["retrieval"])["evidence"] is False
+
+
+async def test_quoting_answers_with_the_passage_sentences_closest_to_the_question(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kb.answer: extract`` (the default): no LLM; the top passage's best sentence, cited, in the SSE message."""
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    async with app_with_kb(tmp_path, max_sentences=1) as app:
+        assert app.app.state.settings.kb.answer == "extract"
+        response = await app.http.post("/webhooks/rest/stream", json={"sender": "liv", "message": "ship to sweden"})
+        events = sse(response.text)
+        (message,) = [data for name, data in events if name == "message"]
+        assert message["text"] == "We ship to Sweden in four days [1]." and message["reason"] == "quoted"
+        assert [c["title"] for c in message["citations"]] == ["Shipping"] and app.llm.calls == []
+        _, bot = app.turn("liv")
+        assert (bot["route"], bot["reason"], bot["answered_by"]) == ("llm", "quoted", "kb")
+        retrieval = json.loads(bot["retrieval"])
+        assert retrieval["citations"] == message["citations"] and retrieval["answerability"] >= 0.3
+        top = retrieval["passages"][0]
+        assert top["title"] == "Shipping" and top["best_sentence"] > top["dense"]  # the sentence is closer
+        # nothing in the documents: still declined, still without the LLM
+        assert await app.say("liv", "who won the world cup") == app.app.state.settings.kb.abstain_reply
+
+
+async def test_hybrid_quotes_the_passage_when_the_llm_answer_is_unsupported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    async with app_with_kb(tmp_path, answer="hybrid", max_sentences=1) as app:
+        app.llm.script.pieces = ["Yes, ", "delivery by drone is free on Sundays."]
+        reply = await app.say("uma", "kettle warranty")
+        assert reply == "Kettles carry a five year warranty [1]."
+        _, bot = app.turn("uma")
+        assert (bot["reason"], bot["answered_by"]) == ("quoted", "base")
+        assert json.loads(bot["retrieval"])["citations"][0]["title"] == "Warranty"

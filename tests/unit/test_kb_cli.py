@@ -61,3 +61,14 @@ def test_bad_questions_and_unknown_documents_are_refused(cli: CliRunner, tmp_pat
     assert result.exit_code == 1 and "the knowledge base has no document 'shipping.md'" in said(result)
     result = cli.invoke(app, ["kb", "search", "  "])
     assert result.exit_code == 1 and "the query is empty" in said(result)
+
+
+def test_calibration_refuses_unknown_modes_and_sets_without_both_kinds_of_question(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "1", "question": "do you ship to Norway?", "answerable": true, "gold_passages": ["a"]}\n')
+    result = cli.invoke(app, ["eval", "kb", "--data", str(qa), "--calibrate", "--modes", "extract,guess"])
+    assert result.exit_code == 1 and "unknown answer mode guess: use extract, generate or hybrid" in said(result)
+    result = cli.invoke(app, ["eval", "kb", "--data", str(qa), "--calibrate"])
+    assert result.exit_code == 1 and "needs answerable and unanswerable questions to calibrate" in said(result)

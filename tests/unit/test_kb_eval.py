@@ -6,9 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from assistant.config import KBSettings
 from assistant.contracts import Passage
-from training.eval_sets import BadEvalSet
-from training.kb_eval import GroundedResult, answer_figures, citation_validity, load_qa, matches, retrieval_figures
+from assistant.retrieval import answerability
+from training.eval_sets import BadEvalSet, Case
+from training.kb_eval import (
+    GroundedResult,
+    RawAnswer,
+    answer_figures,
+    calibrate,
+    citation_validity,
+    judge_raw,
+    load_qa,
+    matches,
+    retrieval_figures,
+)
 
 
 def result(answerable: bool, gold_rank: int | None, reason: str = "grounded", **extra: object) -> GroundedResult:
@@ -86,3 +98,32 @@ def test_questions_load_from_clapnq_jsonl(tmp_path: Path) -> None:
     path.write_text("not json\n")
     with pytest.raises(BadEvalSet, match=r"qa\.jsonl, line 1"):
         load_qa(path)
+
+
+def raw(case_id: str, answerable: bool, dense: float, sentences: tuple[float, ...], text: str = "") -> RawAnswer:
+    passage = Passage(1, "/kb/w.md", "Warranty", "Kettles carry a five year warranty. Mugs are not covered.", 0,
+                      dense=dense, sentences=sentences)  # fmt: skip
+    reference = "Kettles carry a five year warranty." if answerable else None
+    return RawAnswer(Case(case_id, "kettle warranty", reference=reference, answerable=answerable), [passage], text)
+
+
+def test_judge_raw_applies_the_floor_and_the_answer_mode_by_hand() -> None:
+    rows = [raw("a", True, 0.6, (0.9, 0.1), "Kettles carry a five year warranty."), raw("u", False, 0.5, (0.2, 0.3))]
+    kb = KBSettings(answer="extract", sentence_weight=0.5, min_score=0.6, max_sentences=1)
+    answered, declined = judge_raw(rows, kb)
+    # a: 0.5 * 0.6 + 0.5 * 0.9 = 0.75 >= 0.6, quoted; u: 0.5 * 0.5 + 0.5 * 0.3 = 0.4 < 0.6, declined
+    assert (answered.reason, answered.reply, answered.token_f1) == (
+        "quoted", "Kettles carry a five year warranty [1].", 1.0
+    )  # fmt: skip
+    assert (declined.reason, declined.reply, declined.evidence) == ("no_evidence", kb.abstain_reply, False)
+    generated = judge_raw(rows, kb.model_copy(update={"answer": "generate"}))[0]
+    assert (generated.reason, generated.raw) == ("grounded", "") and generated.citations[0]["n"] == 1
+
+
+def test_calibration_chooses_the_floor_that_declines_the_unanswerable_questions() -> None:
+    rows = [raw(f"a{i}", True, 0.7, (0.8,)) for i in range(8)] + [raw(f"u{i}", False, 0.3, (0.35,)) for i in range(8)]
+    chosen, figures = calibrate(rows, KBSettings(), ("extract",))
+    assert chosen.answer == "extract" and figures["abstention_recall"] == 1.0 and figures["over_refusal"] == 0.0
+    # every question's score is between 0.3 and 0.8: the floor separates them whatever the weight
+    assert all(answerability(r.passages, chosen.sentence_weight) >= chosen.min_score for r in rows[:8])
+    assert all(answerability(r.passages, chosen.sentence_weight) < chosen.min_score for r in rows[8:])

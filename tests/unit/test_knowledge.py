@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from assistant.config import KBSettings
 from assistant.contracts import Passage
 from assistant.documents import DocumentError, find_files, read, split
-from assistant.grounding import check, cited, content_words, judge, support
+from assistant.grounding import check, cited, content_words, decide, extract, judge, support
 from assistant.knowledge import KnowledgeBase
-from assistant.retrieval import HybridRetriever, LangChainRetriever, queries, rrf, weighted
+from assistant.retrieval import HybridRetriever, LangChainRetriever, answerability, queries, rrf, weighted
 from assistant.store import Store
 from assistant.store import knowledge as kb
 from tests.unit.fakes import FakeEmbedder
@@ -176,6 +177,40 @@ def test_check_keeps_supported_sentences_and_cites_each_once() -> None:
     assert check("I don't know.", passages, 0.6).words == 0
 
 
+def test_answerability_weighs_the_top_passage_and_the_best_sentence_by_hand() -> None:
+    top = Passage(1, "a.md", "A", "x", 0, dense=0.6, sentences=(0.2, 0.5))
+    other = Passage(2, "b.md", "B", "y", 0, dense=0.7, sentences=(0.9,))
+    # the top passage's cosine (0.6), the best sentence of any passage (0.9): 0.3 * 0.6 + 0.7 * 0.9 = 0.81
+    assert answerability([top, other], 0.7) == pytest.approx(0.81)
+    assert answerability([top, other], 0.0) == pytest.approx(0.6)
+    unindexed = Passage(3, "c.md", "C", "z", 0, dense=0.4)  # no sentence vectors: its cosine alone
+    assert answerability([unindexed], 0.5) == pytest.approx(0.4) and answerability([], 0.5) == 0.0
+
+
+def test_extract_quotes_the_best_sentences_in_their_order_and_cites_the_passage() -> None:
+    text = "Kettles carry a five year warranty. Toasters carry two. Claims need the receipt. We sell mugs."
+    top = Passage(7, "/kb/warranty.md", "Warranty", text, 0, dense=0.5, sentences=(0.8, 0.1, 0.6, 0.2))
+    quoted = extract("kettle warranty", [top, passage(2, "other")], 2)
+    assert quoted.text == "Kettles carry a five year warranty. Claims need the receipt [1]."
+    assert [(c.n, c.chunk_id, c.title) for c in quoted.citations] == [(1, 7, "Warranty")]
+    assert quoted.words == len(content_words("Kettles carry a five year warranty. Claims need the receipt."))
+    # without sentence vectors (indexed before them), the question's words rank the sentences
+    plain = Passage(7, "/kb/warranty.md", "Warranty", text, 0)
+    assert extract("which mugs do you sell", [plain], 1).text == "We sell mugs [1]."
+    assert extract("anything", [], 2).text == ""
+
+
+def test_hybrid_quotes_where_generate_abstains() -> None:
+    passages = [Passage(1, "w.md", "Warranty", "Kettles carry a five year warranty.", 0, sentences=(0.9,))]
+    unsupported = "Delivery by drone is free on Sundays."
+    reply, reason, _ = decide(unsupported, passages, KBSettings(answer="generate"), "kettle warranty")
+    assert (reply, reason) == (KBSettings().abstain_reply, "unsupported")
+    reply, reason, checked = decide(unsupported, passages, KBSettings(answer="hybrid"), "kettle warranty")
+    assert (reply, reason) == ("Kettles carry a five year warranty [1].", "quoted") and checked.citations
+    supported = "Kettles carry a five year warranty."
+    assert decide(supported, passages, KBSettings(answer="hybrid"))[1] == "grounded"
+
+
 # ---------------------------------------------------------------- the index kept in step with the files
 
 
@@ -258,5 +293,36 @@ async def test_a_chunk_id_is_never_reused(store_url: str, tmp_path: Path) -> Non
         await base.add([tmp_path])
         after = {chunk_id for chunk_id, _, _ in await store.transaction(kb.all_chunks)}
         assert before and after and not before & after
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.database
+async def test_each_sentence_is_embedded_and_old_chunks_get_theirs_on_the_next_add(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Sentence vectors are stored with each chunk (one row per sentence); chunks indexed before there were
+    any (migration 0007) get them at the next ``add`` without a new version, and retrieval scores them."""
+    (tmp_path / "ship.md").write_text("# Shipping\n\nWe ship kettles to Norway. Sweden takes four days.")
+    store = Store(store_url)
+    embedder = FakeEmbedder()
+    try:
+        base = KnowledgeBase(KBSettings(), store, embedder)
+        await base.add([tmp_path])
+        rows = await store.transaction(lambda conn: conn.execute(select(kb.chunks_t.c.sentence_embeddings)).all())
+        (blob,) = [row[0] for row in rows]
+        matrix = kb.matrix_of(blob, embedder.dimensions)
+        assert matrix is not None and matrix.shape == (2, embedder.dimensions)
+        expected = embedder.embed(["We ship kettles to Norway.", "Sweden takes four days."])
+        assert matrix == pytest.approx(expected)
+
+        await store.transaction(lambda conn: conn.execute(kb.chunks_t.update().values(sentence_embeddings=None)))
+        assert len(await store.transaction(lambda conn: kb.all_chunks(conn, without_sentences=True))) == 1
+        again = await base.add([tmp_path])
+        assert again.version is None  # nothing changed in the documents: no new version
+        assert await store.transaction(lambda conn: kb.all_chunks(conn, without_sentences=True)) == []
+        found = await HybridRetriever(KBSettings(), store, embedder).retrieve("sweden four days")
+        (top,) = found.passages[:1]
+        assert len(top.sentences) == 2 and top.sentences[1] > top.sentences[0] and top.best_sentence == top.sentences[1]
     finally:
         await store.aclose()
