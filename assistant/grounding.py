@@ -227,12 +227,13 @@ ANSWERED = frozenset({Reason.GROUNDED, Reason.QUOTED})  # replies from the knowl
 
 
 def decide(
-    answer: str, passages: list[Passage], settings: KBSettings, question: str = ""
+    answer: str, passages: list[Passage], settings: KBSettings, question: str = "", checked: Checked | None = None
 ) -> tuple[str, Reason, Checked]:
     """The reply to a grounded question: the supported sentences with citations; when fewer than
     ``min_answer_words`` content words are supported, the abstain reply (``kb.answer: generate``) or the
-    quoted sentences (``hybrid``). The live turn and the evaluation both decide here."""
-    checked = check(answer, passages, settings.min_support)
+    quoted sentences (``hybrid``). The live turn and the evaluation both decide here (``checked``: the
+    answer's ``check`` at ``settings.min_support``, when already made)."""
+    checked = checked or check(answer, passages, settings.min_support)
     if checked.words >= settings.min_answer_words:
         return checked.text, Reason.GROUNDED, checked
     if settings.answer == "hybrid":

@@ -15,6 +15,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import mean, median
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 
 from assistant.config import KBSettings, Settings
 from assistant.contracts import AssistantError, Embedder, Passage, Reason
-from assistant.grounding import ANSWERED, CITE, decide, extract, sentences, support
+from assistant.grounding import ANSWERED, CITE, check, decide, extract, sentences, support
 from assistant.llm_reply import ReplyWriter
 from assistant.retrieval import HybridRetriever, answerability
 from training.eval_sets import BadEvalSet, Case, EvalSet, load_set
@@ -221,31 +222,54 @@ async def raw_answers(
     return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(qa.cases))))
 
 
-def judge_raw(rows: list[RawAnswer], kb: KBSettings) -> list[GroundedResult]:
+def judge_raw(
+    rows: list[RawAnswer], kb: KBSettings, memo: dict[tuple[Any, ...], Any] | None = None
+) -> list[GroundedResult]:
     """The live decision applied to raw answers: the answerability floor, then the quoted sentences or the
-    LLM's answer checked for support (``kb.answer``)."""
+    LLM's answer checked for support (``kb.answer``). ``memo``: shared by the settings of one calibration,
+    so that what a setting does not change is worked out once."""
+    memo = {} if memo is None else memo
+
+    def once(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
+
     results = []
-    for row in rows:
+    for i, row in enumerate(rows):
         case, passages = row.case, row.passages[: kb.top_k]
         result = GroundedResult(case.id, case.message, case.answerable, list(case.gold), [], None)
-        result.evidence = answerability(passages, kb.sentence_weight) >= kb.min_score
+        score = once(("score", i, kb.top_k, kb.sentence_weight), partial(answerability, passages, kb.sentence_weight))
+        result.evidence = score >= kb.min_score
         if not result.evidence:
             result.reply, result.reason = kb.abstain_reply, Reason.NO_EVIDENCE
         else:
+            support_key = (i, kb.top_k, kb.min_support)
             if kb.answer == "extract":
-                checked = extract(case.message, passages, kb.max_sentences)
+                checked = once(("quote", i, kb.top_k, kb.max_sentences),
+                               partial(extract, case.message, passages, kb.max_sentences))  # fmt: skip
                 result.reply, result.reason = checked.text, Reason.QUOTED
             else:
-                result.reply, result.reason, checked = decide(row.text, passages, kb, case.message)
+                made = once(("check", *support_key), partial(check, row.text, passages, kb.min_support))
+                result.reply, result.reason, checked = decide(row.text, passages, kb, case.message, made)
                 result.raw = row.raw
-                result.model_citations = citation_validity(row.raw, passages, kb.min_support)
+                cited_by_model = partial(citation_validity, row.raw, passages, kb.min_support)
+                result.model_citations = once(("cited", *support_key), cited_by_model)
             result.citations = [asdict(c) for c in checked.citations] if result.reason in ANSWERED else []
-            result.reply_citations = citation_validity(result.reply, passages, kb.min_support)
+            cited_in_reply = partial(citation_validity, result.reply, passages, kb.min_support)
+            result.reply_citations = once(("sent", result.reply, *support_key), cited_in_reply)
         if case.reference:
-            references, answer = case.reference.split("\n"), CITE.sub("", result.reply)  # markers are not words
-            result.token_f1 = 0.0 if result.abstained else max(token_f1(answer, r) for r in references)
+            result.token_f1 = (
+                0.0 if result.abstained else once(("f1", i, result.reply), partial(_f1, result.reply, case))
+            )
         results.append(result)
     return results
+
+
+def _f1(reply: str, case: Case) -> float:
+    """Token F1 against the closest reference; citation markers are not words of the answer."""
+    answer = CITE.sub("", reply)
+    return max(token_f1(answer, reference) for reference in str(case.reference).split("\n"))
 
 
 def settings_grid(kb: KBSettings, modes: tuple[str, ...] = ANSWER_MODES) -> list[KBSettings]:
@@ -268,8 +292,9 @@ def calibrate(
     """Among the settings that meet both abstention targets (``TARGETS``), the best token F1; if none does,
     the best token F1 among those that decline at least ``FLOOR_RECALL`` of the unanswerable questions."""
     best: tuple[tuple[float, ...], KBSettings, dict[str, float | None]] | None = None
+    memo: dict[tuple[Any, ...], Any] = {}
     for candidate in settings_grid(kb, modes):
-        figures = answer_figures(judge_raw(rows, candidate))
+        figures = answer_figures(judge_raw(rows, candidate, memo))
         recall, refusal = figures["abstention_recall"] or 0.0, figures["over_refusal"] or 0.0
         meets = recall >= TARGETS["abstention_recall"] and refusal <= TARGETS["over_refusal"]
         key = (float(meets), float(recall >= FLOOR_RECALL), figures["token_f1"] or 0.0, recall - refusal)
