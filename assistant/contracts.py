@@ -410,6 +410,7 @@ class HistoryItem:
     route: str | None
     rating: str | None
     at: str  # ISO 8601
+    citations: list[Citation] = field(default_factory=list)  # a reply from the knowledge base: its sources
 
 
 class DuplicateMessage(AssistantError):

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from assistant.contracts import (
     AssistantError,
+    Citation,
     FeedbackSource,
     HistoryItem,
     MessageNotFound,
@@ -203,7 +204,15 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
     )
     rated = feedback.alias("rated")
     rows = conn.execute(
-        select(messages.c.id, messages.c.role, messages.c.text, messages.c.route, messages.c.created_at, rated.c.rating)
+        select(
+            messages.c.id,
+            messages.c.role,
+            messages.c.text,
+            messages.c.route,
+            messages.c.created_at,
+            messages.c.retrieval,
+            rated.c.rating,
+        )
         .join(conversations, conversations.c.id == messages.c.conversation_id)
         .outerjoin(latest, latest.c.message_id == messages.c.id)
         .outerjoin(rated, rated.c.id == latest.c.feedback_id)
@@ -212,5 +221,12 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
         .limit(limit)
     ).all()
     return [
-        HistoryItem(r.id, Role(r.role), r.text, r.route, r.rating, r.created_at.isoformat()) for r in reversed(rows)
+        HistoryItem(r.id, Role(r.role), r.text, r.route, r.rating, r.created_at.isoformat(), _citations(r.retrieval))
+        for r in reversed(rows)
     ]
+
+
+def _citations(retrieval: dict[str, Any] | None) -> list[Citation]:
+    """The sources a stored reply cited (``messages.retrieval``), for showing the reply again."""
+    cited = (retrieval or {}).get("citations") or []
+    return [Citation(int(c["n"]), int(c["chunk_id"]), str(c["title"]), str(c["source"])) for c in cited]

@@ -71,11 +71,16 @@ def test_both_down_gives_the_fallback_and_logs_the_turn(stack: Stack) -> None:
     stack.signal_service("rasa", signal.SIGKILL)
     stack.signal_service("vllm", signal.SIGKILL)
     time.sleep(1)
-    response = stack.send("no-backends", "where is my order 12345")
+    response = stack.send("no-backends", "tell me a joke")  # nothing in the documents: the LLM's, which is down
     assert response.status_code == 200
     assert response.json() == [{"recipient_id": "no-backends", "text": FALLBACK}]
     user, bot = stack.turn("no-backends")
-    assert (user["text"], user["reason"]) == ("where is my order 12345", "nlu_unavailable")
+    assert (user["text"], user["reason"]) == ("tell me a joke", "nlu_unavailable")
     assert (bot["reason"], bot["text"]) == ("llm_unavailable", FALLBACK)
     assert user["error"] and bot["error"]
-    assert json.loads(bot["prompt"])[-1]["content"] == "where is my order 12345"
+    assert json.loads(bot["prompt"])[-1]["content"] == "tell me a joke"
+    # what the documents answer is still answered: quoted, with its source, without either server
+    text, custom = stack.send("no-backends-kb", "what payment methods do you accept").json()
+    _, bot = stack.turn("no-backends-kb")
+    assert (bot["reason"], bot["answered_by"]) == ("quoted", "kb") and "Visa" in text["text"]
+    assert custom["custom"]["citations"][0]["source"].endswith("payment.md")

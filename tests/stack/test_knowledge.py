@@ -2,7 +2,7 @@
 routes, answers quoted from the passages (the default) and, when calibrating, written by the real vLLM from
 them. Through REST and SSE: an answerable question cites the right document, an unanswerable one is declined,
 a follow-up retrieves with its context, an edited document replaces its chunks and a removed one is no longer
-retrieved or cited; the widget shows the sources in Chromium."""
+retrieved or cited; the widget shows the sources in Chromium, also after a reload."""
 
 from __future__ import annotations
 
@@ -143,5 +143,7 @@ def test_the_widget_shows_the_sources_as_links(browser: Browser, stack: Stack) -
         href = links.first.get_attribute("href")
         assert href is not None and "/kb/passages/" in href
         assert page.request.get(href).text().startswith("Warranty (warranty.md)")
+        page.reload()  # the conversation comes back from the server, with the reply's sources
+        expect(page.locator(".aw-bot[data-message-id]").last.locator(".aw-sources a").first).to_have_text("Warranty")
     finally:
         page.close()

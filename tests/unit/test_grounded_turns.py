@@ -161,6 +161,10 @@ async def test_quoting_answers_with_the_passage_sentences_closest_to_the_questio
         assert retrieval["citations"] == message["citations"] and retrieval["answerability"] >= 0.3
         top = retrieval["passages"][0]
         assert top["title"] == "Shipping" and top["best_sentence"] > top["dense"]  # the sentence is closer
+        # the widget shows the sources again after a reload
+        await app.http.post("/webhooks/web/stream", json={"sender": "widget-liv-000001", "message": "ship to sweden"})
+        history = (await app.http.get("/webhooks/web/history", params={"sender": "widget-liv-000001"})).json()
+        assert [c["title"] for c in history[-1]["citations"]] == ["Shipping"] and history[0]["citations"] == []
         # nothing in the documents: still declined, still without the LLM
         assert await app.say("liv", "who won the world cup") == app.app.state.settings.kb.abstain_reply
 

@@ -182,7 +182,7 @@
       for (var i = 0; i < messages.length; i++) {
         var m = messages[i];
         var item = this.bubble(m.role, m.text);
-        if (m.role === "bot") this.finish(item, { message_id: m.id, route: m.route }, m.rating);
+        if (m.role === "bot") this.finish(item, { message_id: m.id, route: m.route, citations: m.citations }, m.rating);
       }
     } catch (e) {
       this.bubble("error", "Could not load the conversation: " + e.message);
