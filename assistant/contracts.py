@@ -529,7 +529,6 @@ class Passage:
     score: float = 0.0
     dense: float | None = None
     keyword: float | None = None
-    coverage: float | None = None  # share of the message's content words in the passage (None: it has none)
     sentences: tuple[float, ...] = ()  # cosine of each sentence of ``text`` to the query (empty: not indexed)
 
     @property

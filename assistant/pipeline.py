@@ -505,4 +505,4 @@ def _retrieval_record(draft: _Draft) -> dict[str, Any] | None:
 
 def _passage_record(p: Passage) -> dict[str, Any]:
     return {"chunk_id": p.chunk_id, "score": round(p.score, 5), "dense": p.dense, "keyword": p.keyword,
-            "coverage": p.coverage, "best_sentence": p.best_sentence, "source": p.source, "title": p.title}  # fmt: skip
+            "best_sentence": p.best_sentence, "source": p.source, "title": p.title}  # fmt: skip

@@ -26,7 +26,6 @@ from sqlalchemy import Connection, select
 
 from assistant.config import KBSettings
 from assistant.contracts import Embedder, Passage, Retrieval
-from assistant.grounding import coverage
 from assistant.store import Store
 from assistant.store import knowledge as kb
 from assistant.store.tables import KBChunk
@@ -107,7 +106,7 @@ class HybridRetriever:
         keyword_scores = {chunk_id: score for ranking in keyword for chunk_id, score in reversed(ranking)}
         passages = [
             replace(found[i], score=fused[i], dense=cosines[i][0] if i in cosines else None,
-                    keyword=keyword_scores.get(i), coverage=coverage(texts[0], found[i]),
+                    keyword=keyword_scores.get(i),
                     sentences=cosines[i][1] if i in cosines else ())
             for i in best if i in found
         ]  # fmt: skip

@@ -163,7 +163,7 @@ def _row(row: kb_eval.RawAnswer) -> dict[str, Any]:
     return {"id": case.id, "question": case.message, "answerable": case.answerable, "reference": case.reference,
             "raw": row.raw, "text": row.text,
             "passages": [{"source": p.source.rsplit("/", 1)[-1], "text": p.text, "dense": p.dense,
-                          "coverage": p.coverage, "score": p.score, "sentences": p.sentences}
+                          "score": p.score, "sentences": p.sentences}
                          for p in row.passages]}  # fmt: skip
 
 
