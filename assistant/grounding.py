@@ -1,10 +1,12 @@
-"""Grounded answers: the prompt with numbered passages, and the check that keeps only what they support.
+"""Grounded answers: the quoted sentences (``kb.answer: extract``), or the prompt with numbered passages and
+the check that keeps only what they support (``generate``, ``hybrid``).
 
-Retrieval scores tell answerable from unanswerable questions poorly (on ClapNQ the best BM25 score has an AUC
-of about 0.71), so the answer is judged too: each sentence is kept only when enough of its content words are
-in the passage it cites (or, if it cites none or a wrong one, in the passage that supports it best, which it
-then cites). When too little is left, the turn abstains. ``kb.min_support`` and ``kb.min_answer_words`` were
-chosen on the ClapNQ tuning part (bench/kb_clapnq.py).
+A quote is the top passage's sentences closest to the question, cited. An LLM's answer is judged: each
+sentence is kept only when enough of its content words are in the passage it cites (or, if it cites none or a
+wrong one, in the passage that supports it best, which it then cites); when too little is left the turn
+abstains (``generate``) or quotes (``hybrid``). Whether to answer at all is decided before, by retrieval's
+answerability score. The settings are chosen on questions with answers (``assistant eval kb --calibrate``,
+bench/kb_clapnq.py on ClapNQ's tuning part).
 """
 
 from __future__ import annotations

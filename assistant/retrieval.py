@@ -119,7 +119,7 @@ def answerability(passages: Sequence[Passage], sentence_weight: float) -> float:
     the sentence closest to it among all the passages, weighted (``kb.sentence_weight``). The answer to a
     question is usually one or two sentences, so the best sentence tells an on-topic passage that answers
     from one that does not better than the passage as a whole (on the ClapNQ tuning part the two together
-    separate answerable from unanswerable questions with an AUC of 0.87; the passage's cosine alone 0.86,
+    separate answerable from unanswerable questions with an AUC of 0.89; the passage's cosine alone 0.86,
     BM25 about 0.71). Passages without sentence vectors count with their cosine alone."""
     if not passages:
         return 0.0
