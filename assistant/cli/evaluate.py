@@ -203,9 +203,6 @@ def eval_kb(
     the settings that decline unanswerable questions best on them (answerability depends on the documents
     and how people ask: calibrate on your own questions, then measure on others)."""
     from assistant.cli.kb import embedder as make_embedder
-    from assistant.domain import Domain
-    from assistant.llm_reply import ReplyWriter
-    from assistant.retrieval import HybridRetriever
     from assistant.store import knowledge
     from training import kb_eval
     from training.eval_sets import load_sets
@@ -236,25 +233,12 @@ def eval_kb(
         _calibrate(context, qa, encoder, chosen_modes, out)
         return
     llm = None if retrieval_only else llm_backend(settings)
-    model = settings.default_llm_model
-    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
-    model = active.version if active else model
+    model = _served_llm(context)
 
-    async def run(store: Any) -> list[kb_eval.GroundedResult]:
-        retriever = HybridRetriever(settings.kb, store, encoder)
-        writer = None if llm is None else ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        try:
-            with Progress(*columns, console=console) as bar:
-                task = bar.add_task(f"KB eval: {qa.name}", total=len(qa.cases))
-                return await kb_eval.evaluate(
-                    settings, writer, retriever, model, qa, lambda done, total, _: bar.update(task, completed=done)
-                )
-        finally:
-            if llm is not None:
-                await llm.aclose()
+    def answer(writer: Any, retriever: Any, progress: Any) -> Any:
+        return kb_eval.evaluate(settings, writer, retriever, model, qa, progress)
 
-    results = context.run(run)
+    results = _answering(context, encoder, llm, f"KB eval: {qa.name}", len(qa.cases), answer)
     if llm is not None and results and all(r.error for r in results):
         raise fail(f"the LLM at {settings.vllm.url} answered none of the questions: {results[0].error}")
     kb_eval.add_similarity(encoder, results, {c.id: c for c in qa.cases})
@@ -278,32 +262,19 @@ def eval_kb(
 def _calibrate(context: Context, qa: Any, encoder: Any, modes: tuple[str, ...], out: Path | None) -> None:
     """`assistant eval kb --calibrate`: every setting of the grid judged on the same answers (the LLM answers
     each question once, and only for the modes that use it)."""
-    from assistant.domain import Domain
-    from assistant.llm_reply import ReplyWriter
-    from assistant.retrieval import HybridRetriever
     from training import kb_eval
     from training.llm_eval import llm_backend
 
     settings = context.settings
     llm = llm_backend(settings) if any(m != "extract" for m in modes) else None
-    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
-    model = active.version if active else settings.default_llm_model
+    model = _served_llm(context)
 
-    async def run(store: Any) -> list[kb_eval.RawAnswer]:
-        retriever = HybridRetriever(settings.kb, store, encoder)
-        writer = None if llm is None else ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        try:
-            with Progress(*columns, console=console) as bar:
-                task = bar.add_task(f"calibrating on {qa.name}", total=len(qa.cases))
-                return await kb_eval.raw_answers(
-                    writer, retriever, settings.kb, model, qa, lambda done, *_: bar.update(task, completed=done)
-                )
-        finally:
-            if llm is not None:
-                await llm.aclose()
+    def answer(writer: Any, retriever: Any, progress: Any) -> Any:
+        return kb_eval.raw_answers(writer, retriever, settings.kb, model, qa, progress)
 
-    rows = context.run(run)
+    rows: list[kb_eval.RawAnswer] = _answering(
+        context, encoder, llm, f"calibrating on {qa.name}", len(qa.cases), answer
+    )
     if llm is not None:
         console.print(f"the LLM ({model}) answered {sum(bool(r.raw) for r in rows)} questions from their passages")
     per_mode = {mode: kb_eval.calibrate(rows, settings.kb, (mode,)) for mode in modes}
@@ -330,6 +301,36 @@ def _calibrate(context: Context, qa: Any, encoder: Any, modes: tuple[str, ...], 
     console.print("put this in assistant.yml (figures on the same questions flatter: measure on others):")
     console.print("kb:\n" + "".join(f"  {k}: {v}\n" for k, v in picked.items()), markup=False, end="")
     console.print(f"report: {path}")
+
+
+def _served_llm(context: Context) -> str:
+    """The LLM version live traffic gets: the registry's active one, else the base model."""
+    active = transaction(context, lambda conn: registry.active(conn, ModelKind.LLM))
+    return active.version if active else context.settings.default_llm_model
+
+
+def _answering(context: Context, encoder: Any, llm: Any, title: str, total: int, answer: Any) -> Any:
+    """Run ``answer(writer, retriever, progress)`` (a coroutine) over the knowledge base with a progress bar;
+    ``llm`` None: no writer (retrieval or quoting only). The LLM client is closed after."""
+    from assistant.domain import Domain
+    from assistant.llm_reply import ReplyWriter
+    from assistant.retrieval import HybridRetriever
+
+    settings = context.settings
+
+    async def run(store: Any) -> Any:
+        retriever = HybridRetriever(settings.kb, store, encoder)
+        writer = None if llm is None else ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task(title, total=total)
+                return await answer(writer, retriever, lambda done, *_: bar.update(task, completed=done))
+        finally:
+            if llm is not None:
+                await llm.aclose()
+
+    return context.run(run)
 
 
 async def _no_reroute(endpoint: str | None) -> None:
