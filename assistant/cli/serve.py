@@ -69,7 +69,10 @@ def up() -> None:
     def stop(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # both stop everything, whatever a library did to SIGINT's handler (a Ctrl-C that is not acted on leaves
+    # the servers running)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         specs: list[ServiceSpec] = []
         nlu_server = nlu_trainer(settings)

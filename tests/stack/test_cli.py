@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import Stack
@@ -108,9 +109,16 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         assert [m["role"] for m in json.loads(bot["prompt"])] == ["system", "user", "assistant", "user"]
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends (the stack's own shutdown test uses SIGTERM)
-        process.wait(timeout=60)
+        stopping = time.monotonic()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            reader.join(timeout=10)
+            pytest.fail(f"`assistant up` still running 60 s after Ctrl-C:\n{''.join(lines)[-4000:]}")
         reader.join(timeout=10)
     output = "".join(lines)
+    print(f"stopped {time.monotonic() - stopping:.1f} s after Ctrl-C")
     assert process.returncode == 0, output
     assert f"{stack.rasa_url} (external)" in output and f"{stack.vllm_url} (external)" in output
     assert "starting rasa" not in output and "rasa healthy" not in output
