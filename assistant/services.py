@@ -205,3 +205,10 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def cache_root() -> Path:
+    """setup.sh's cache (environments, models, trained starter adapters and bot models): ``ASSISTANT_CACHE``,
+    else ``~/.cache/assistant``. Shared by every clone and database on the machine."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "assistant"
+    return Path(os.environ.get("ASSISTANT_CACHE", default))

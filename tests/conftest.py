@@ -179,7 +179,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         "ASSISTANT_LLM__TIMEOUT_S": "10",
         "ASSISTANT_LLM__MAX_TOKENS": "40",
         "ASSISTANT_LLM__TEMPERATURE": "0",
-        "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "16",  # the gate's evaluation on a stable sample of each set
+        "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "12",  # the gate's evaluation on a stable sample of each set
         "ASSISTANT_LLM__STARTER_ADAPTER": "false",  # the base model, as the tests expect (test_starter.py: on)
         "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
         "ASSISTANT_CHANNELS": '["rest", "web", "slack", "telegram"]',

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelKind
 from assistant.domain import Domain
+from assistant.services import cache_root
 from assistant.store import Store, registry
 from training.eval_sets import load_set, load_sets
 from training.llm import train_adapter
@@ -34,12 +34,6 @@ from training.publish import model_server, publish
 
 EXAMPLES_FILE = "persona_examples.yml"
 VALIDATION_EVERY = 10  # every 10th example measures the held-out loss
-
-
-def cache_root() -> Path:
-    """setup.sh's cache (environments, models): ``ASSISTANT_CACHE``, else ``~/.cache/assistant``."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "assistant"
-    return Path(os.environ.get("ASSISTANT_CACHE", default))
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,13 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, Stack
+from tests.database import STACK_DATABASE
 
-# the promotion, registry, rollback and lock tests run in the Postgres pass too; the attack and the gate's
-# verdict on loops do not depend on the database and run once (on SQLite)
+# The promotion, registry, rollback and lock tests run in the Postgres pass too, with an NLU-only retrain (the
+# LLM's versions go through the same registry, whose queries the unit tier runs on Postgres); the attack, the
+# gate's verdicts and the adapters are the same on either database and run once, on SQLite.
 on_both_databases = pytest.mark.database
+NLU_ONLY = STACK_DATABASE == "postgres"
 
 TUNING_PART = REPO / "nlu" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
@@ -118,7 +121,7 @@ def seeded(stack: Stack) -> dict[str, Any]:
         response = stack.admin(f"/messages/{message['user_message_id']}/label", {"intent": WALLET})
         assert response.status_code == 201, response.text
     corrected = []
-    for question, answer in persona_pairs()[::2]:
+    for question, answer in [] if NLU_ONLY else persona_pairs()[::2]:
         message = stack.stream(f"persona-{uuid.uuid4().hex[:6]}", question)
         if message["route"] != "llm":
             continue
@@ -127,7 +130,7 @@ def seeded(stack: Stack) -> dict[str, Any]:
         corrected.append((question, answer))
         if len(corrected) == CORRECTIONS:
             break
-    assert len(corrected) == CORRECTIONS, "not enough LLM-routed persona questions"
+    assert NLU_ONLY or len(corrected) == CORRECTIONS, "not enough LLM-routed persona questions"
     return {"wrong_before": wrong_before, "model_before": rasa_model(stack)}
 
 
@@ -170,7 +173,7 @@ class Traffic:
 @pytest.fixture(scope="module")
 def retrained(stack: Stack, seeded: dict[str, Any]) -> dict[str, Any]:
     with Traffic(stack) as traffic:
-        result = cli(stack, "retrain", "--llm-epochs", "3")
+        result = cli(stack, "retrain", "--nlu-only") if NLU_ONLY else cli(stack, "retrain", "--llm-epochs", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"result": result, "traffic": traffic.results, **seeded}
 
@@ -195,7 +198,6 @@ def test_new_nlu_model_is_live_in_rasa_and_learned_the_labels(stack: Stack, retr
     assert registry(stack)["nlu-0002"] == "active" and registry(stack)["nlu-0001"] == "retired"
 
 
-@on_both_databases
 def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[str, Any]) -> None:
     assert "LLM: promoted llm-0001" in retrained["result"].stdout
     (metrics,) = stack.rows("SELECT metrics FROM model_versions WHERE version = 'llm-0001'")
@@ -216,7 +218,6 @@ def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[s
     assert bot["text"] and bot["completion_tokens"] > 0
 
 
-@on_both_databases
 def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str, Any]) -> None:
     (report,) = stack.data_dir.glob("reports/retrain-*/report.md")
     text = report.read_text()
@@ -229,7 +230,7 @@ def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str,
         assert f"]({png.removeprefix('llm_eval/')})" in text or png.startswith("llm_eval/")
         assert (report.parent / png).read_bytes()[:4] == b"\x89PNG"
     evaluation = (report.parent / "llm_eval" / "report.md").read_text()
-    assert "## smalltalk (reference, 16 cases)" in evaluation and "## Sample replies" in evaluation
+    assert "## smalltalk (reference, 12 cases)" in evaluation and "## Sample replies" in evaluation
 
 
 @on_both_databases
@@ -246,7 +247,6 @@ def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[st
     assert [r for r in rows if r["error"] and ("404" in r["error"] or "NotFound" in r["error"])] == []
 
 
-@on_both_databases
 def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrained: dict[str, Any]) -> None:
     """Rasa loads the active model from its folder; the app loads the active adapter into the new vLLM."""
     pids = {name: stack.services()[name]["pid"] for name in ("rasa", "vllm")}
@@ -275,17 +275,19 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
 
 @on_both_databases
 def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:
-    llm = cli(stack, "models", "rollback", "llm", timeout=120)
-    assert llm.returncode == 0, llm.stderr
-    assert stack.status()["llm"]["active_model"] == "base"
-    sender = f"rolled-{uuid.uuid4().hex[:6]}"
-    stack.reply(sender, "tell me a joke")
-    assert stack.turn(sender)[1]["answered_by"] == "base"
+    if not NLU_ONLY:
+        llm = cli(stack, "models", "rollback", "llm", timeout=120)
+        assert llm.returncode == 0, llm.stderr
+        assert stack.status()["llm"]["active_model"] == "base"
+        sender = f"rolled-{uuid.uuid4().hex[:6]}"
+        stack.reply(sender, "tell me a joke")
+        assert stack.turn(sender)[1]["answered_by"] == "base"
 
     nlu = cli(stack, "models", "rollback", "nlu", timeout=600)
     assert nlu.returncode == 0, nlu.stderr
     assert rasa_model(stack) == retrained["model_before"]
-    assert registry(stack)["nlu-0001"] == "active" and registry(stack)["llm-0001"] == "retired"
+    assert registry(stack)["nlu-0001"] == "active"
+    assert NLU_ONLY or registry(stack)["llm-0001"] == "retired"
     again = cli(stack, "models", "rollback", "nlu", timeout=120)
     assert again.returncode == 1 and "nothing before it" in again.stderr
 

@@ -6,6 +6,7 @@ is never trained twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.contracts import AssistantError, ServiceSpec
-from assistant.services import host_port, run_tool
+from assistant.services import cache_root, host_port, run_tool
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # holds inside_rasa/, the code Rasa loads from bot configs
 
@@ -121,9 +122,16 @@ def rasa_train(
 def train_bot(
     settings: Settings, force: bool = False, on_progress: Callable[[int, int, str], None] | None = None
 ) -> Path:
-    """Train the bot's NLU model with real Rasa (skipped when this exact bot is already trained)."""
+    """Train the bot's NLU model with real Rasa (skipped when this exact bot is already trained here, or
+    copied from the machine's cache when another clone or data folder trained it: the same training files,
+    Rasa environment and in-Rasa code give the same model)."""
     target = model_path(settings)
     if target.exists() and not force:
+        return target
+    cached = cache_root() / "rasa-models" / f"{target.name.removesuffix('.tar.gz')}-{_environment_key(settings)}.tar.gz"
+    if cached.is_file() and not force:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
         return target
     rasa_train(
         settings,
@@ -133,7 +141,20 @@ def train_bot(
         target.name.removesuffix(".tar.gz"),
         on_progress=on_progress,
     )
+    with contextlib.suppress(OSError):  # a read-only or full cache only costs the next clone a training
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".part")
+        shutil.copyfile(target, partial)
+        partial.rename(cached)
     return target
+
+
+def _environment_key(settings: Settings) -> str:
+    """What besides the training files decides the model: the Rasa environment and the code Rasa loads."""
+    digest = hashlib.sha256(str(settings.rasa.python_env or rasa_executable(settings)).encode())
+    for path in sorted((Path(__file__).resolve().parents[3] / "inside_rasa").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def active_model_dir(settings: Settings) -> Path:
