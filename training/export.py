@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select
 
 from assistant import plugins
 from assistant.config import Settings
-from assistant.contracts import FeedbackSource, ReviewStatus, Role, Route
+from assistant.contracts import FeedbackSource, Reason, ReviewStatus, Role, Route
 from assistant.domain import Domain
 from assistant.store import Store
 from assistant.store import feedback as feedback_store
@@ -279,6 +279,7 @@ def _rated_replies(conn: Connection) -> list[dict[str, Any]]:
             messages.c.reply_to_id,
             messages.c.prompt,
             messages.c.retrieval,
+            messages.c.reason,
             feedback.c.rating,
             feedback.c.correction,
             feedback.c.reviewed_correction,
@@ -318,6 +319,9 @@ async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = 
             target = reply["correction"] or (reply["text"] if reply["rating"] == "up" else None)
             if not target or reply["reply_to_id"] is None:
                 continue  # rated down without a better answer: nothing to imitate
+            if reply["reason"] == Reason.QUOTED:
+                continue  # the documents' own sentences, not the LLM's: without the passages it would learn to
+                # answer from memory (a quoted reply's feedback is for whoever keeps the documents)
             if _grounded(reply):  # the prompt it was answered from: the numbered passages and the question
                 chat = [{"role": m["role"], "content": scrubber(m["content"])} for m in _json(reply["prompt"])]
             else:

@@ -143,7 +143,9 @@ async def test_sft_export_uses_corrections_and_good_replies_scrubbed_and_split_b
 
 async def test_a_grounded_answer_is_learnt_with_its_passages(settings: Settings, tmp_path: Path) -> None:
     """An approved correction of a reply from the knowledge base becomes an example whose prompt holds the
-    numbered passages it was answered from, so the adapter learns to answer from them and cite them."""
+    numbered passages it was answered from, so the adapter learns to answer from them and cite them. A quoted
+    reply (the documents' sentences, no LLM, no prompt) is not an example: it would teach answering from
+    memory."""
     store = Store(settings.db_url)
     try:
         t = await store.begin_turn("rest", "kb", "what is the warranty on kettles?", None)
@@ -160,6 +162,13 @@ async def test_a_grounded_answer_is_learnt_with_its_passages(settings: Settings,
         bot = await store.finish_turn(t, Understanding(Route.LLM, Reason.LOW_CONFIDENCE), record, None)
         better = "Kettles have 5 years of warranty in total [1]."
         await store.transaction(lambda c: feedback.add_feedback(c, bot, None, better))
+        q = await store.begin_turn("rest", "kb-quoted", "do kettles have a warranty?", None)
+        quoted = ReplyRecord(
+            "Kettles: 5 years [1].", Route.LLM, Reason.QUOTED, answered_by="kb",
+            retrieval={"evidence": True, "passages": [{"chunk_id": 1}], "citations": [{"n": 1}]},
+        )  # fmt: skip
+        quoted_id = await store.finish_turn(q, Understanding(Route.LLM, Reason.LOW_CONFIDENCE), quoted, None)
+        await store.transaction(lambda c: feedback.add_feedback(c, quoted_id, "up", "Yes, 5 years."))
         exported = await export_sft(settings, store, tmp_path / "sft")
     finally:
         await store.aclose()
