@@ -16,15 +16,21 @@ from assistant.store import Store, feedback, registry
 bearer = HTTPBearer(auto_error=False)
 
 
-def require_admin(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def is_admin(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
     token = request.app.state.settings.admin_token
-    if token is None:
+    return (
+        token is not None and credentials is not None
+        and secrets.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode())
+    )  # fmt: skip
+
+
+def require_admin(request: Request, credentials: Credentials) -> None:
+    if request.app.state.settings.admin_token is None:
         raise HTTPException(401, "the admin API is off: set ASSISTANT_ADMIN_TOKEN to use it")
-    if credentials is None or not secrets.compare_digest(
-        credentials.credentials.encode(), token.get_secret_value().encode()
-    ):
+    if not is_admin(request, credentials):
         raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer <token>)")
 
 

@@ -34,8 +34,11 @@ from assistant.contracts import (
     Embedder,
     FeedbackLimit,
     FeedbackTooLong,
+    InvalidInput,
     MessageNotFound,
     NothingToReview,
+    Overloaded,
+    RateLimited,
     ServingState,
     WrongMessageKind,
 )
@@ -146,6 +149,19 @@ async def _too_much(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "3600"})
 
 
+async def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    """Overloaded (503) or RateLimited (429): nothing was stored; Retry-After says when to send it again."""
+    assert isinstance(exc, Overloaded | RateLimited)
+    status = 503 if isinstance(exc, Overloaded) else 429
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse({"error": "refused", "message": str(exc)}, status_code=status, headers=headers)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    return JSONResponse({"error": "invalid request", "message": str(exc)}, status_code=exc.status)
+
+
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
@@ -236,8 +252,13 @@ def create_app(
             )
             await store.aclose()
 
-    app = FastAPI(title="assistant", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="assistant", version=__version__, lifespan=lifespan, max_body_size=settings.limits.max_body_bytes
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Overloaded, _refused)
+    app.add_exception_handler(RateLimited, _refused)
+    app.add_exception_handler(InvalidInput, _invalid)
     app.add_exception_handler(MessageNotFound, _not_found)
     app.add_exception_handler(WrongMessageKind, _wrong_kind)
     app.add_exception_handler(FeedbackTooLong, _wrong_kind)
@@ -268,10 +289,14 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/status")
-    async def status(request: Request) -> dict[str, Any]:
-        """Which services answer and which models/adapters are active."""
+    async def status(request: Request, credentials: api.Credentials) -> dict[str, Any]:
+        """Whether the NLU and LLM servers answer; with the admin token also where they are, their models,
+        the database and the lines in front of the backends (anonymous callers learn only up or down)."""
         pipeline: TurnPipeline = request.app.state.pipeline
         nlu, llm = await asyncio.gather(pipeline.nlu.health(), pipeline.llm.health())
+        if not api.is_admin(request, credentials):
+            return {"version": __version__, "nlu": {"ok": nlu.ok}, "llm": {"ok": llm.ok}}
+        admission = pipeline.admission
         return {
             "version": __version__,
             "channels": enabled,
@@ -283,6 +308,10 @@ def create_app(
             },
             "llm": {"ok": llm.ok, "detail": llm.detail, "url": settings.vllm.url, "active_model": serving.llm_model},
             "database": settings.db_location,
+            "backends": {
+                c.backend: {"waiting": c.waiting, "in_flight": c.in_flight, "concurrency": c.concurrency}
+                for c in (admission.nlu, admission.llm)
+            },
         }
 
     @app.get("/metrics")

@@ -281,6 +281,24 @@ class DeliverySettings(BaseModel):
     recover_within_s: float = Field(3600.0, description="older unanswered messages are left alone")
 
 
+class LimitsSettings(BaseModel):
+    """What one replica takes on at once, and from whom (issue 16: backpressure, not collapse)."""
+
+    nlu_concurrency: int = Field(4, ge=1, description="parses in flight to the NLU server; more wait in line")
+    llm_concurrency: int = Field(16, ge=1, description="generations in flight to the LLM server; more wait in line")
+    max_waiting: int = Field(
+        64, ge=0, description="turns waiting for one backend past which synchronous turns are refused (503)"
+    )
+    retry_after_s: int = Field(5, ge=1, description="the Retry-After of a refused turn")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body, every endpoint")
+    max_metadata_bytes: int = Field(16384, ge=0, description="largest message metadata (as JSON)")
+    max_metadata_depth: int = Field(8, ge=1, description="deepest nesting of message metadata")
+    max_sender_chars: int = Field(255, ge=1, description="longest sender (conversation) id, every channel")
+    per_sender: str = Field("30/minute", description="turns one sender may start (limits' notation; '' = none)")
+    per_address: str = Field("120/minute", description="turns one client address may start ('' = none)")
+    max_streams: int = Field(256, ge=1, description="Server-Sent Event streams open at once")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ASSISTANT_",
@@ -312,6 +330,7 @@ class Settings(BaseSettings):
     feedback: FeedbackSettings = FeedbackSettings()
     kb: KBSettings = KBSettings()
     delivery: DeliverySettings = DeliverySettings()
+    limits: LimitsSettings = LimitsSettings()
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
     )

@@ -433,6 +433,32 @@ class NothingToReview(AssistantError, LookupError):
     """The message has no feedback waiting for review (HTTP 409)."""
 
 
+class Overloaded(AssistantError):
+    """Too many turns are waiting for a backend: a synchronous turn is refused before its message is stored
+    (HTTP 503 with ``Retry-After``); ``retry_after_s``: when trying again is likely to work."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InvalidInput(AssistantError, ValueError):
+    """A message a channel must not take: not storable text, too long, metadata too big or too deep (HTTP
+    ``status``: 413 for sizes, else 422). Nothing is stored."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(AssistantError):
+    """One sender or client address sent more than its share (HTTP 429 with ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class WrongMessageKind(AssistantError, ValueError):
     """The message exists but is not the kind the operation needs (feedback goes on bot replies)."""
 
@@ -446,6 +472,11 @@ class Turns(Protocol):
 
     async def respond(self, message: IncomingMessage) -> BotReply:
         """One turn, only the final reply."""
+        ...
+
+    async def admit(self, message: IncomingMessage, client: str | None = None) -> None:
+        """Whether a synchronous turn may start now, before anything is stored: raises Overloaded when the
+        backends' queues are full and RateLimited when this sender (or ``client``, its address) sent too much."""
         ...
 
     async def accept(self, message: IncomingMessage) -> Accepted:

@@ -1,6 +1,6 @@
 """Prometheus metrics, served on /metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TURNS = Counter("assistant_turns_total", "Turns answered", ["route", "reason"])
 TURN_SECONDS = Histogram(
@@ -31,3 +31,11 @@ def observe_retrieval(seconds: float, evidence: bool) -> None:
 DELIVERIES = Counter(
     "assistant_deliveries_total", "Out-of-band reply delivery attempts", ["channel", "outcome"]
 )  # outcome: delivered | retry | failed
+
+WAITING = Gauge("assistant_backend_waiting", "Turns waiting in line for a backend", ["backend"])
+IN_FLIGHT = Gauge("assistant_backend_in_flight", "Calls in flight to a backend", ["backend"])
+WAIT_SECONDS = Histogram(
+    "assistant_backend_wait_seconds", "Time a turn waited in line before its call to a backend started", ["backend"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)  # fmt: skip
+REFUSED = Counter("assistant_refused_total", "Requests refused at the edge", ["why"])  # overloaded | rate_limited

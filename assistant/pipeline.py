@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from assistant import grounding, metrics
+from assistant.admission import Admission, Capacity
 from assistant.config import Settings
 from assistant.contracts import (
     Accepted,
@@ -95,6 +96,7 @@ class LLMCall:
         prompt: Callable[[], Awaitable[Prompt]],
         generation: Generation,
         passages: list[Passage] | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         self.model = model
         self.passages = passages or []  # a grounded answer's numbered passages
@@ -102,14 +104,17 @@ class LLMCall:
         self.prompt: Prompt | None = None
         self.pieces_received = 0
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(llm, prompt, generation))
+        self._task = asyncio.create_task(self._run(llm, prompt, generation, capacity or Capacity("llm", 1 << 16)))
 
-    async def _run(self, llm: LLMBackend, prompt: Callable[[], Awaitable[Prompt]], generation: Generation) -> None:
+    async def _run(
+        self, llm: LLMBackend, prompt: Callable[[], Awaitable[Prompt]], generation: Generation, capacity: Capacity
+    ) -> None:
         try:
             self.prompt = await prompt()
-            async for piece in llm.stream(self.prompt.messages, self.model, self.usage, generation):
-                self.pieces_received += 1
-                self._queue.put_nowait(piece)
+            async with capacity.slot():  # the wait in line is not part of the LLM's timeout
+                async for piece in llm.stream(self.prompt.messages, self.model, self.usage, generation):
+                    self.pieces_received += 1
+                    self._queue.put_nowait(piece)
             self._queue.put_nowait(_DONE)
         except Exception as exc:  # handed to the reader, which decides
             self._queue.put_nowait(exc)
@@ -138,6 +143,7 @@ class TurnPipeline:
         serving: ServingState,
         replies_waiting: asyncio.Event | None = None,
         retriever: Retriever | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -153,12 +159,18 @@ class TurnPipeline:
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
         self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
         self.replies_waiting = replies_waiting or asyncio.Event()  # set when an out-of-band reply is stored
+        self.admission = admission or Admission(settings.limits)
 
     async def respond(self, message: IncomingMessage, turn: Accepted | None = None, deliver: bool = False) -> BotReply:
         async for event in self.run(message, turn, deliver):
             if isinstance(event, BotReply):
                 return event
         raise AssertionError("a turn always ends with its reply")
+
+    async def admit(self, message: IncomingMessage, client: str | None = None) -> None:
+        """Refuse a synchronous turn before it is stored when the backends' lines are full or its sender or
+        address sent too much (``assistant.admission``)."""
+        await self.admission.admit(message, client)
 
     async def accept(self, message: IncomingMessage) -> Accepted:
         """Store the message now (raises DuplicateMessage if its external id was stored before)."""
@@ -278,7 +290,8 @@ class TurnPipeline:
         parse: ParseResult | None = None
         nlu_error = None
         try:
-            parse = await self.nlu.parse(message.text)
+            async with self.admission.nlu.slot():  # waiting in line is not the NLU's timeout: busy is not down
+                parse = await self.nlu.parse(message.text)
         except BackendUnavailable as exc:
             nlu_error = str(exc)
             log.warning("NLU unavailable, routing to the LLM: %s", exc)
@@ -364,7 +377,8 @@ class TurnPipeline:
             history = await self.store.history(turn, 2 * history_turns)
             return await self.writer.prompt(history, message.text, model, passages or ())
 
-        return LLMCall(self.llm, model, prompt, self.writer.generation_for(passages or ()), passages)
+        generation = self.writer.generation_for(passages or ())
+        return LLMCall(self.llm, model, prompt, generation, passages, self.admission.llm)
 
     async def _generate(self, draft: _Draft, call: LLMCall) -> AsyncIterator[str]:
         guard = self.writer.guard()

@@ -217,18 +217,26 @@ def status(url: Annotated[str | None, typer.Option(help="the assistant's URL")] 
     table.add_column("service")
     table.add_column("up")
     table.add_column("detail")
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        data = httpx.get(f"{base}/status", timeout=10).json()
+        data = httpx.get(f"{base}/status", headers=headers, timeout=10).json()
     except httpx.HTTPError as exc:
         table.add_row("assistant", "[red]no[/]", str(exc))
         console.print(table)
         raise typer.Exit(1) from exc
-    table.add_row("assistant", "[green]yes[/]", f"version {data['version']}, channels {', '.join(data['channels'])}")
-    for name in ("nlu", "llm"):
-        part = data[name]
-        detail = part["detail"] + (f"; active: {part['active_model']}" if "active_model" in part else "")
-        table.add_row(f"{name} ({part['url']})", "[green]yes[/]" if part["ok"] else "[red]no[/]", detail)
-    table.add_row("database", "", data["database"])
+    if "channels" not in data:  # only up/down without the admin token
+        table.add_row("assistant", "[green]yes[/]", f"version {data['version']} (details need ASSISTANT_ADMIN_TOKEN)")
+        for name in ("nlu", "llm"):
+            table.add_row(name, "[green]yes[/]" if data[name]["ok"] else "[red]no[/]", "")
+    else:
+        channels = ", ".join(data["channels"])
+        table.add_row("assistant", "[green]yes[/]", f"version {data['version']}, channels {channels}")
+        for name in ("nlu", "llm"):
+            part = data[name]
+            detail = part["detail"] + (f"; active: {part['active_model']}" if "active_model" in part else "")
+            table.add_row(f"{name} ({part['url']})", "[green]yes[/]" if part["ok"] else "[red]no[/]", detail)
+        table.add_row("database", "", data["database"])
     console.print(table)
     if not (data["nlu"]["ok"] and data["llm"]["ok"]):
         raise typer.Exit(1)

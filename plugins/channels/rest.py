@@ -13,22 +13,39 @@ payloads, which clients that read only ``text`` skip.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, field_validator
 
-from assistant.config import Settings
-from assistant.contracts import BotReply, IncomingMessage, Turns
+from assistant.config import LimitsSettings, Settings
+from assistant.contracts import BotReply, IncomingMessage, Overloaded, Turns
+from assistant.inputs import check_message
+
+
+class JSONWhateverItsType(APIRoute):
+    """Reads a JSON body whatever its Content-Type, as Rasa's REST channel does (``curl -d`` sends form
+    encoding); a body that is not JSON is still a 422 with a sentence."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+            scope = {**request.scope, "headers": [*headers, (b"content-type", b"application/json")]}
+            return await handler(Request(scope, request.receive))
+
+        return route
 
 
 class RestMessage(BaseModel):
     sender: Annotated[str, Field(min_length=1, max_length=255, description="the conversation's id")]
-    message: str
-    metadata: dict[str, Any] | None = None
+    message: Annotated[str, Field(min_length=1, description="the user's text (not blank)")]
+    metadata: dict[str, Any] | None = Field(None, description="kept with the message (size and depth are limited)")
 
     @field_validator("sender", mode="before")
     @classmethod
@@ -61,26 +78,62 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def stream_turn(turns: Turns, message: IncomingMessage) -> StreamingResponse:
-    """One turn as Server-Sent Events: ``token`` events while the LLM writes, the stored reply as one
-    ``message`` event, then ``done`` (shared by the REST and web channels)."""
+class Streams:
+    """Server-Sent Event streams a channel has open; past ``limits.max_streams`` a new one is refused (503)."""
 
-    async def events() -> AsyncIterator[bytes]:
-        async for event in turns.run(message):
-            if isinstance(event, BotReply):
-                yield _sse("message", {"recipient_id": message.sender, **asdict(event)})
-            else:
-                yield _sse("token", {"text": event})
-        yield _sse("done", {})
+    def __init__(self, limits: LimitsSettings) -> None:
+        self.limits = limits
+        self.open = 0
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    def check(self) -> None:
+        if self.open >= self.limits.max_streams:
+            raise Overloaded(
+                f"{self.open} replies are streaming; nothing was stored, please send the message again in "
+                f"{self.limits.retry_after_s} seconds",
+                self.limits.retry_after_s,
+            )
+
+    def turn(self, turns: Turns, message: IncomingMessage) -> StreamingResponse:
+        """One turn as Server-Sent Events: ``token`` events while the LLM writes, the stored reply as one
+        ``message`` event, then ``done`` (shared by the REST and web channels)."""
+
+        async def events() -> AsyncIterator[bytes]:
+            self.open += 1
+            try:
+                async for event in turns.run(message):
+                    if isinstance(event, BotReply):
+                        yield _sse("message", {"recipient_id": message.sender, **asdict(event)})
+                    else:
+                        yield _sse("token", {"text": event})
+                yield _sse("done", {})
+            finally:
+                self.open -= 1
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def check_length(text: str, max_chars: int) -> None:
-    if len(text) > max_chars:
-        raise HTTPException(status_code=413, detail=f"message is {len(text)} characters long; the limit is {max_chars}")
+def client_address(request: Request) -> str | None:
+    """The caller's address (behind a proxy: uvicorn's ``--proxy-headers`` puts the forwarded one here)."""
+    return request.client.host if request.client else None
+
+
+async def admitted(
+    turns: Turns, message: IncomingMessage, request: Request, limits: LimitsSettings, max_chars: int
+) -> IncomingMessage:
+    """A synchronous turn's checks, before anything is stored: the message itself (4xx), then the backends'
+    lines and the sender's and address's share (503/429, ``Retry-After``)."""
+    check_message(message, limits, max_chars)
+    await turns.admit(message, client_address(request))
+    return message
+
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "the body, the message or its metadata is too large"},
+    422: {"description": "the body is not a valid message (the reason is in `message`)"},
+    429: {"description": "this sender or address sent too many messages; see Retry-After"},
+    503: {"description": "the assistant is at capacity; nothing was stored; see Retry-After"},
+}
 
 
 class RestChannel:
@@ -88,26 +141,29 @@ class RestChannel:
 
     def __init__(self, settings: Settings) -> None:
         self.max_chars = settings.max_message_chars
-
-    def _accept(self, body: RestMessage) -> IncomingMessage:
-        check_length(body.message, self.max_chars)
-        return IncomingMessage(self.name, body.sender, body.message, body.metadata)
+        self.limits = settings.limits
+        self.streams = Streams(settings.limits)
 
     def router(self, turns: Turns) -> APIRouter:
-        router = APIRouter(prefix="/webhooks/rest", tags=["rest"])
+        router = APIRouter(prefix="/webhooks/rest", tags=["rest"], route_class=JSONWhateverItsType)
+
+        async def accept(body: RestMessage, request: Request) -> IncomingMessage:
+            message = IncomingMessage(self.name, body.sender, body.message, body.metadata)
+            return await admitted(turns, message, request, self.limits, self.max_chars)
 
         @router.get("/")
         async def alive() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.post("/webhook", response_model=list[BotMessage])
-        async def webhook(body: RestMessage) -> JSONResponse:
-            reply = await turns.respond(self._accept(body))
+        @router.post("/webhook", response_model=list[BotMessage], responses=REFUSALS)
+        async def webhook(body: RestMessage, request: Request) -> JSONResponse:
+            reply = await turns.respond(await accept(body, request))
             # A Response passes through as is: no second validation of what we just built (hot path).
             return JSONResponse(rasa_messages(body.sender, reply))
 
-        @router.post("/stream", response_class=StreamingResponse)
-        async def stream(body: RestMessage) -> StreamingResponse:
-            return stream_turn(turns, self._accept(body))
+        @router.post("/stream", response_class=StreamingResponse, responses=REFUSALS)
+        async def stream(body: RestMessage, request: Request) -> StreamingResponse:
+            self.streams.check()
+            return self.streams.turn(turns, await accept(body, request))
 
         return router

@@ -60,11 +60,12 @@ class SlackChannel:
         self.verifier = SignatureVerifier(self.options.signing_secret.get_secret_value())
         self.client = AsyncWebClient(token=self.options.bot_token.get_secret_value(), base_url=self.options.api_url)
         self.max_chars = settings.max_message_chars
+        self.settings = settings
 
     def _signed(self, body: bytes, request: Request) -> bool:
         try:
             return self.verifier.is_valid_request(body, dict(request.headers))
-        except ValueError:  # a timestamp that is not a number
+        except (ValueError, TypeError):  # a timestamp that is not a number, a signature that is not ASCII
             return False
 
     def router(self, turns: Turns) -> APIRouter:
@@ -88,7 +89,7 @@ class SlackChannel:
             message = self._message(payload)
             if message is None:
                 return {"ok": True, "ignored": "not a message for the bot"}
-            if await accept_and_answer_later(turns, message) is None:
+            if await accept_and_answer_later(turns, message, self.settings) is None:
                 return {"ok": True, "duplicate": True}
             return {"ok": True}
 
@@ -126,7 +127,7 @@ class SlackChannel:
             await self.client.chat_postMessage(
                 channel=where["channel"],
                 thread_ts=where.get("thread_ts"),
-                text=reply.text,
+                text=escape(reply.text),
                 blocks=_blocks(reply),
                 metadata={"event_type": "assistant_reply", "event_payload": {"idempotency_key": reply.key}},
             )
@@ -145,6 +146,12 @@ class SlackChannel:
             await session.close()
 
 
+def escape(text: str) -> str:
+    """Slack's control characters escaped (its formatting guide): a reply, which may repeat what a user steered
+    the LLM to write, cannot ping ``<!channel>``, mention ``<@U123>`` or make links of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
     """A reply with sources: its text, then a context block that names them (links for URLs)."""
     if not reply.citations:
@@ -152,8 +159,10 @@ def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
     sources = []
     for c in reply.citations:
         name = source_name(c)
-        sources.append(f"[{c.n}] <{name}|{c.title}>" if name.startswith("http") else f"[{c.n}] {c.title} ({name})")
+        title = escape(c.title)
+        link = name.startswith("http") and not set("<>|") & set(name)
+        sources.append(f"[{c.n}] <{name}|{title}>" if link else f"[{c.n}] {title} ({escape(name)})")
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": reply.text}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(reply.text)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sources: " + " · ".join(sources)}]},
     ]

@@ -73,6 +73,7 @@ class TelegramChannel:
         self.options = channel_options(settings, self.name, TelegramOptions)
         self.bot = Bot(self.options.token.get_secret_value(), base_url=self.options.api_url)
         self.max_chars = settings.max_message_chars
+        self.settings = settings
 
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/telegram", tags=["telegram"])
@@ -93,7 +94,7 @@ class TelegramChannel:
             if message is None:
                 return {"ok": True, "ignored": True}
             chat_id = update.effective_chat.id if update.effective_chat else 0
-            if await accept_and_answer_later(turns, message, lambda: self._typing(chat_id)) is None:
+            if await accept_and_answer_later(turns, message, self.settings, lambda: self._typing(chat_id)) is None:
                 return {"ok": True, "duplicate": True}
             return {"ok": True}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -25,7 +25,7 @@ from assistant.api import FeedbackIn
 from assistant.config import Settings
 from assistant.contracts import HistoryItem, IncomingMessage, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.rest import check_length, stream_turn
+from plugins.channels.rest import REFUSALS, Streams, admitted
 
 STATIC = Path(__file__).resolve().parent / "web_static"
 SENDER_ID = r"^[A-Za-z0-9_-]{16,128}$"  # a random 128-bit value made in the browser, base64url or hex
@@ -54,6 +54,8 @@ class WebChannel:
     def __init__(self, settings: Settings) -> None:
         self.options = channel_options(settings, self.name, WebOptions)
         self.max_chars = settings.max_message_chars
+        self.limits = settings.limits
+        self.streams = Streams(settings.limits)
 
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(tags=["web"])
@@ -71,12 +73,11 @@ class WebChannel:
         async def widget_css() -> FileResponse:
             return FileResponse(STATIC / "widget.css", media_type="text/css")
 
-        @router.post("/webhooks/web/stream", response_class=StreamingResponse)
-        async def stream(body: WebMessage) -> StreamingResponse:
-            if not body.message.strip():
-                raise HTTPException(422, "message must not be empty")
-            check_length(body.message, self.max_chars)
-            return stream_turn(turns, IncomingMessage(self.name, body.sender, body.message))
+        @router.post("/webhooks/web/stream", response_class=StreamingResponse, responses=REFUSALS)
+        async def stream(body: WebMessage, request: Request) -> StreamingResponse:
+            self.streams.check()
+            message = IncomingMessage(self.name, body.sender, body.message)
+            return self.streams.turn(turns, await admitted(turns, message, request, self.limits, self.max_chars))
 
         @router.get("/webhooks/web/history")
         async def history(sender: Annotated[str, Query(pattern=SENDER_ID)]) -> list[HistoryItem]:

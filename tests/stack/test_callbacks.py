@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from plugins.channels.callback import signed_headers
 from tests.conftest import Stack, free_port
 from tests.database import TestDatabase
 from tests.standins import CallbackReceiver
@@ -72,9 +73,13 @@ class App:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
 
+    def post(self, body: dict[str, Any], signed: bool = True) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(signed_headers(SECRET, raw) if signed else {})}
+        return httpx.post(f"{self.url}/webhooks/callback/webhook", content=raw, headers=headers, timeout=30)
+
     def send(self, sender: str, text: str, message_id: str | None = None) -> dict[str, Any]:
-        body = {"sender": sender, "message": text, **({"message_id": message_id} if message_id else {})}
-        response = httpx.post(f"{self.url}/webhooks/callback/webhook", json=body, timeout=30)
+        response = self.post({"sender": sender, "message": text, **({"message_id": message_id} if message_id else {})})
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -150,7 +155,9 @@ def test_replies_survive_failures_and_a_restart_signed_and_keyed(app: App, recei
 
 
 def test_bad_requests_get_clear_errors(app: App) -> None:
-    response = httpx.post(f"{app.url}/webhooks/callback/webhook", json={"sender": "x"}, timeout=10)
+    response = app.post({"sender": "x"})
     assert response.status_code == 422 and "message" in response.json()["message"]
-    response = httpx.post(f"{app.url}/webhooks/callback/webhook", json={"sender": "x", "message": "  "}, timeout=10)
+    response = app.post({"sender": "x", "message": "  "})
     assert response.status_code == 422
+    response = app.post({"sender": "x", "message": "hello"}, signed=False)
+    assert response.status_code == 401 and "X-Assistant-Signature" in response.json()["detail"]

@@ -17,10 +17,11 @@ import pytest
 
 from assistant.config import Settings
 from assistant.services import free_port
-from tests.conftest import Stack
+from tests.conftest import ADMIN_TOKEN, Stack
 from tests.stack.test_cli import assistant
 
 SERVED_NAME = "plain-model"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
@@ -92,7 +93,7 @@ def test_chat_works_and_retrain_refuses_with_a_sentence(stack: Stack, plain_llm:
         assert response.status_code == 200, response.text
         (reply,) = response.json()
         assert reply["text"].strip() and reply["text"] != Settings().llm.fallback_reply
-        status = httpx.get(f"http://127.0.0.1:{port}/status", timeout=30).json()
+        status = httpx.get(f"http://127.0.0.1:{port}/status", headers=ADMIN_HEADERS, timeout=30).json()
         assert status["llm"]["ok"] and status["llm"]["active_model"] == SERVED_NAME
 
         result = assistant("retrain", "--llm-only", env=env)
@@ -101,7 +102,7 @@ def test_chat_works_and_retrain_refuses_with_a_sentence(stack: Stack, plain_llm:
         assert "Traceback" not in result.stderr
         listed = assistant("models", "list", env=env)
         assert listed.returncode == 0 and "llm-0001" not in listed.stdout  # nothing was registered
-        after = httpx.get(f"http://127.0.0.1:{port}/status", timeout=30).json()
+        after = httpx.get(f"http://127.0.0.1:{port}/status", headers=ADMIN_HEADERS, timeout=30).json()
         assert after["llm"]["active_model"] == SERVED_NAME
     finally:
         app.terminate()

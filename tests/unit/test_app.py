@@ -25,7 +25,7 @@ from assistant.config import Settings
 from assistant.contracts import Action
 from assistant.migrations.migrate import upgrade
 from assistant.store import registry, runtime
-from plugins.channels.callback import sign, verify
+from plugins.channels.callback import sign, signed_headers, verify
 from tests.database import BOT_REPLIES, last_turn
 from tests.unit.fakes import NLU_DOWN, Broken, FakeEmbedder, FakeLLM, FakeNLU, FakeServer, OrderStatus
 
@@ -382,11 +382,34 @@ async def test_callback_webhook_accepts_once_and_signatures_verify() -> None:
     assert not verify("secret", str(int(time.time()) - 3600), body, sign("secret", str(int(time.time()) - 3600), body))
 
 
+async def _callback(running: App, body: dict[str, Any], secret: str | None = "callback-secret") -> httpx.Response:
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(signed_headers(secret, raw) if secret else {})}
+    return await running.http.post("/webhooks/callback/webhook", content=raw, headers=headers)
+
+
 async def test_callback_channel_refuses_resends(running: App) -> None:
     body = {"sender": "svc", "message": "hello", "message_id": "m-1"}
-    first = (await running.http.post("/webhooks/callback/webhook", json=body)).json()
+    first = (await _callback(running, body)).json()
     assert first["status"] == "success" and isinstance(first["message_id"], int)
-    assert (await running.http.post("/webhooks/callback/webhook", json=body)).json() == {"status": "duplicate"}
+    assert (await _callback(running, body)).json() == {"status": "duplicate"}
+
+
+async def test_callback_webhook_authenticates_its_caller(running: App) -> None:
+    body = {"sender": "svc", "message": "hello"}
+    before = len(running.rows("SELECT id FROM messages"))
+    for secret in (None, "wrong-secret"):
+        refused = await _callback(running, body, secret)
+        assert refused.status_code == 401 and "X-Assistant-Signature" in refused.json()["detail"]
+    raw = json.dumps(body).encode()
+    stale = {"X-Assistant-Timestamp": str(int(time.time()) - 3600)}
+    stale["X-Assistant-Signature"] = sign("callback-secret", stale["X-Assistant-Timestamp"], raw)
+    assert (await running.http.post("/webhooks/callback/webhook", content=raw, headers=stale)).status_code == 401
+    odd = {"X-Assistant-Timestamp": "1", "X-Assistant-Signature": "sha256=\u00e9\u00e9".encode("latin-1")}
+    assert (await running.http.post("/webhooks/callback/webhook", content=raw, headers=odd)).status_code == 401
+    assert len(running.rows("SELECT id FROM messages")) == before  # nothing stored
+    bad_id = await _callback(running, {**body, "message_id": "<script>"})
+    assert bad_id.status_code == 422 and "message_id" in bad_id.json()["message"]
 
 
 # ---------------------------------------------------------------- serving state
@@ -403,7 +426,7 @@ async def test_the_app_follows_the_registry_and_the_nlu_endpoint(running: App) -
 
     await store.transaction(promote)
     for _ in range(50):
-        status = (await running.http.get("/status")).json()
+        status = (await running.http.get("/status", headers=ADMIN)).json()
         if status["llm"]["active_model"] == "llm-0001" and status["nlu"]["endpoint"]:
             break
         await asyncio.sleep(0.1)

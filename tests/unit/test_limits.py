@@ -1,0 +1,251 @@
+"""Holding up under load and bad input (in-process, with the contracts' fakes): the backends' lines, refusing
+synchronous turns before anything is stored (503/429 with Retry-After), the body and metadata limits, input
+no channel may store, a JSON body whatever its Content-Type, Slack's escaping and what /status tells whom."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.admission import Capacity
+from assistant.config import LimitsSettings
+from assistant.contracts import IncomingMessage, InvalidInput
+from assistant.inputs import check_message
+from plugins.channels.callback import signed_headers
+from plugins.channels.slack import _blocks, escape
+from tests.unit.fakes import FakeNLU
+from tests.unit.test_app import ADMIN, App, settings_for, slack_headers, start
+
+WEBHOOK = "/webhooks/rest/webhook"
+
+
+def count(app: App) -> int:
+    return len(app.rows("SELECT id FROM messages"))
+
+
+# ---------------------------------------------------------------- the backends' lines
+
+
+async def test_a_capacity_lets_through_at_most_its_concurrency_in_arrival_order() -> None:
+    capacity, running, most, order = Capacity("test", 2), 0, 0, []
+
+    async def call(n: int) -> None:
+        nonlocal running, most
+        async with capacity.slot():
+            running += 1
+            most = max(most, running)
+            order.append(n)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    tasks = [asyncio.create_task(call(n)) for n in range(10)]
+    await asyncio.sleep(0)
+    assert capacity.waiting == 8 and capacity.in_flight == 2
+    await asyncio.gather(*tasks)
+    assert most == 2 and order == list(range(10)) and capacity.waiting == capacity.in_flight == 0
+
+
+class SlowNLU(FakeNLU):
+    """An NLU server that fails (as a flooded Rasa times out) when more than two parses reach it at once."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.at_once = self.most = 0
+
+    async def parse(self, text: str) -> Any:
+        self.at_once += 1
+        self.most = max(self.most, self.at_once)
+        try:
+            await asyncio.sleep(0.02)
+            if self.at_once > 2:
+                raise AssertionError("more parses in flight than the NLU server takes")
+            return await super().parse(text)
+        finally:
+            self.at_once -= 1
+
+
+async def test_busy_is_not_down_turns_wait_in_line_for_the_nlu(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, limits={"nlu_concurrency": 2, "per_address": ""})
+    made: list[SlowNLU] = []
+
+    def nlu(*args: Any) -> SlowNLU:
+        made.append(SlowNLU(*args))
+        return made[-1]
+
+    async with start(settings, nlu=nlu) as app:
+        replies = await asyncio.gather(*(app.say(f"user-{n}", "hello") for n in range(20)))
+        reasons = {r["reason"] for r in app.rows("SELECT reason FROM messages WHERE role = 'user'")}
+    assert made[0].most == 2 and reasons == {"confident"} and len(set(replies)) == 1
+
+
+async def test_a_full_line_refuses_synchronous_turns_before_storing_them(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, limits={"llm_concurrency": 1, "max_waiting": 1, "retry_after_s": 7})
+    async with start(settings) as app:
+        app.llm.script.hang = True
+        first = asyncio.create_task(app.http.post(WEBHOOK, json={"sender": "a", "message": "how are you"}))
+        second = asyncio.create_task(app.http.post(WEBHOOK, json={"sender": "b", "message": "how are you"}))
+        pipeline = app.app.state.pipeline
+        for _ in range(200):
+            if pipeline.admission.llm.waiting == 1:
+                break
+            await asyncio.sleep(0.01)
+        stored = count(app)
+        for path, body in ((WEBHOOK, {"sender": "c", "message": "hello"}),
+                           ("/webhooks/rest/stream", {"sender": "c", "message": "hello"}),
+                           ("/webhooks/web/stream", {"sender": "c" * 16, "message": "hello"})):  # fmt: skip
+            refused = await app.http.post(path, json=body)
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "7"
+            assert "nothing was stored" in refused.json()["message"] and "llm" in refused.json()["message"]
+        assert count(app) == stored
+        status = (await app.http.get("/status", headers=ADMIN)).json()
+        assert status["backends"]["llm"] == {"waiting": 1, "in_flight": 1, "concurrency": 1}
+        metrics = (await app.http.get("/metrics")).text
+        assert 'assistant_refused_total{why="overloaded"} 3.0' in metrics
+        assert 'assistant_backend_waiting{backend="llm"} 1.0' in metrics
+        # out-of-band channels still take messages: they are answered as the line moves
+        raw = json.dumps({"sender": "svc", "message": "hello"}).encode()
+        taken = await app.http.post(
+            "/webhooks/callback/webhook", content=raw, headers=signed_headers("callback-secret", raw)
+        )
+        assert taken.status_code == 200 and count(app) == stored + 1
+        app.llm.script.hang = False
+        first.cancel()
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+
+
+async def test_rate_limits_per_sender_and_per_address(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, limits={"per_sender": "3/minute", "per_address": "5/minute"})
+    async with start(settings) as app:
+        for _ in range(3):
+            assert (await app.http.post(WEBHOOK, json={"sender": "ann", "message": "hello"})).status_code == 200
+        refused = await app.http.post(WEBHOOK, json={"sender": "ann", "message": "hello"})
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 61
+        assert "sender" in refused.json()["message"] and "nothing was stored" in refused.json()["message"]
+        assert count(app) == 6
+        for sender in ("bob", "cy"):
+            assert (await app.http.post(WEBHOOK, json={"sender": sender, "message": "hello"})).status_code == 200
+        by_address = await app.http.post(WEBHOOK, json={"sender": "dee", "message": "hello"})
+        assert by_address.status_code == 429 and "address" in by_address.json()["message"]
+
+
+# ---------------------------------------------------------------- bad input: a 4xx, nothing stored
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    async with start(settings_for(tmp_path, limits={"max_body_bytes": 65536, "max_metadata_bytes": 1000})) as app:
+        yield app
+
+
+BAD_BODIES = {
+    "lone surrogate": (b'{"sender": "s", "message": "hi \\ud800 there"}', 422, "unicode"),
+    "NUL character": (b'{"sender": "s", "message": "hi \\u0000"}', 422, "NUL"),
+    "invalid UTF-8": (b'{"sender": "s", "message": "hi \xff\xfe"}', 400, "parsing the body"),
+    "not JSON": (b"sender=s&message=hi", 422, "JSON"),
+    "deep JSON": (
+        b'{"sender": "s", "message": "hi", "metadata": ' + b"[" * 20000 + b"]" * 20000 + b"}",
+        400,
+        "parsing the body",
+    ),
+    "deep metadata": (b'{"sender": "s", "message": "hi", "metadata": {"a": [[[[[[[[[1]]]]]]]]]}}', 422, "nested"),
+    "big metadata": (
+        json.dumps({"sender": "s", "message": "hi", "metadata": {"x": "y" * 2000}}).encode(),
+        413,
+        "metadata",
+    ),
+    "huge number": (b'{"sender": "s", "message": "hi", "metadata": {"n": 1e999}}', 422, "number"),
+    "long sender": (json.dumps({"sender": "s" * 300, "message": "hi"}).encode(), 422, "sender"),
+    "surrogate in sender": (b'{"sender": "\\udfff", "message": "hi"}', 422, "unicode"),
+    "blank": (b'{"sender": "s", "message": "   "}', 422, "empty"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES)
+async def test_bad_input_gets_a_4xx_with_a_sentence_and_nothing_is_stored(app: App, case: str) -> None:
+    body, status, words = BAD_BODIES[case]
+    for path in (WEBHOOK, "/webhooks/rest/stream"):
+        response = await app.http.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == status, (case, response.text)
+        message = response.json().get("message") or response.json().get("detail")
+        assert message and words in message, (case, message)
+    assert count(app) == 0
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(app: App) -> None:
+    body = json.dumps({"sender": "s", "message": "x" * 70000}).encode()
+    for path in (WEBHOOK, "/webhooks/slack/webhook", "/webhooks/telegram/webhook", "/webhooks/callback/webhook"):
+        response = await app.http.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413, (path, response.text)
+
+    async def chunked() -> Any:  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b" " * 4096
+
+    response = await app.http.post(WEBHOOK, content=chunked(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and count(app) == 0
+
+
+async def test_a_json_body_is_read_whatever_its_content_type(app: App) -> None:
+    body = json.dumps({"sender": "curl", "message": "hello"})
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = await app.http.post(WEBHOOK, content=body, headers=headers)
+        assert response.status_code == 200 and response.json()[0]["recipient_id"] == "curl"
+
+
+async def test_out_of_band_channels_refuse_what_cannot_be_stored(app: App) -> None:
+    event = {"type": "event_callback", "team_id": "T1", "event_id": "Ev-nul", "event": {
+        "type": "app_mention", "channel": "C1", "user": "U1", "ts": "1.0", "text": "hi \u0000"}}  # fmt: skip
+    raw = json.dumps(event).encode()
+    response = await app.http.post("/webhooks/slack/webhook", content=raw, headers=slack_headers(raw))
+    assert response.status_code == 422 and "NUL" in response.json()["message"]
+    odd = {**slack_headers(raw), "X-Slack-Signature": "v0=\u00e9".encode("latin-1")}
+    assert (await app.http.post("/webhooks/slack/webhook", content=raw, headers=odd)).status_code == 401
+    assert count(app) == 0
+
+
+def test_check_message_names_what_is_wrong() -> None:
+    limits = LimitsSettings()
+    with pytest.raises(InvalidInput, match="message id is longer than 255"):
+        check_message(IncomingMessage("callback", "s", "hi", None, "x" * 256), limits, 100)
+    with pytest.raises(InvalidInput, match="limit is 100") as raised:
+        check_message(IncomingMessage("rest", "s", "x" * 101), limits, 100)
+    assert raised.value.status == 413
+
+
+# ---------------------------------------------------------------- exposure
+
+
+def test_slack_replies_are_escaped() -> None:
+    assert escape("<!channel> a & b <@U1> <http://x|y>") == "&lt;!channel&gt; a &amp; b &lt;@U1&gt; &lt;http://x|y&gt;"
+    from assistant.contracts import Citation, Outgoing
+
+    citation = Citation(1, 7, "Ship <!here>", "https://example.com/ship")
+    reply = Outgoing("k", "slack", "C1:U1", "<!channel> see [1]", 2, 1, {}, 1, {}, [citation])
+    blocks = _blocks(reply)
+    assert blocks is not None and blocks[0]["text"]["text"] == "&lt;!channel&gt; see [1]"
+    assert "<https://example.com/ship|Ship &lt;!here&gt;>" in blocks[1]["elements"][0]["text"]
+
+
+async def test_status_tells_anonymous_callers_only_up_or_down(app: App) -> None:
+    anonymous = (await app.http.get("/status")).json()
+    assert set(anonymous) == {"version", "nlu", "llm"} and anonymous["nlu"] == {"ok": True}
+    assert "app.db" not in json.dumps(anonymous)
+    wrong = (await app.http.get("/status", headers={"Authorization": "Bearer nope"})).json()
+    assert "database" not in wrong
+    full = (await app.http.get("/status", headers=ADMIN)).json()
+    assert full["database"].endswith("app.db") and "url" in full["nlu"]
+
+
+async def test_the_openapi_schema_states_the_refusals(app: App) -> None:
+    schema = (await app.http.get("/openapi.json")).json()
+    for path in (WEBHOOK, "/webhooks/rest/stream", "/webhooks/web/stream"):
+        assert {"413", "422", "429", "503"} <= set(schema["paths"][path]["post"]["responses"]), path
+    message = schema["components"]["schemas"]["RestMessage"]["properties"]["message"]
+    assert message.get("minLength") == 1
