@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from assistant import __version__, api, plugins
 from assistant.active_models import ActiveModelWatcher
-from assistant.config import Settings
+from assistant.config import MIN_SECRET_CHARS, Settings
 from assistant.contracts import (
     ACTIONS,
     CHANNELS,
@@ -34,6 +34,7 @@ from assistant.contracts import (
     Embedder,
     FeedbackLimit,
     FeedbackTooLong,
+    InsecureSettings,
     InvalidInput,
     MessageNotFound,
     NothingToReview,
@@ -202,6 +203,12 @@ def create_app(
     """The app. ``nlu``, ``llm``, ``llm_server``, ``actions``, ``embedder``: use these instead of the plugins the
     settings name (in-process tests hand in small fakes that implement the contracts)."""
     settings = settings or Settings()
+    if not settings.dev_mode and (weak := settings.weak_secrets()):
+        verb = "is a placeholder or is" if len(weak) == 1 else "are placeholders or"
+        raise InsecureSettings(
+            f"refusing to start: {', '.join(weak)} {verb} shorter than {MIN_SECRET_CHARS} characters; set real "
+            "secrets (e.g. `openssl rand -hex 24`), or ASSISTANT_DEV_MODE=true on a development machine"
+        )
     installed = plugins.available(CHANNELS)
     if missing := set(settings.channels) - set(installed):
         raise plugins.PluginNotFound(f"channels not installed: {', '.join(sorted(missing))}")
@@ -217,7 +224,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.db_url)
+        store = Store(settings.db_url, settings.db)
         nlu_backend = _backend(make_nlu, settings, serving)
         llm_backend = _llm(_backend(make_llm, settings, serving))
         server = make_server(settings)

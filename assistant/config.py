@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -281,6 +282,15 @@ class DeliverySettings(BaseModel):
     recover_within_s: float = Field(3600.0, description="older unanswered messages are left alone")
 
 
+MIN_SECRET_CHARS = 16
+PLACEHOLDERS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "your-", "<")
+
+
+def _weak(secret: str) -> bool:
+    lowered = secret.lower()
+    return len(secret) < MIN_SECRET_CHARS or any(p in lowered for p in PLACEHOLDERS)
+
+
 class LimitsSettings(BaseModel):
     """What one replica takes on at once, and from whom (issue 16: backpressure, not collapse)."""
 
@@ -297,6 +307,17 @@ class LimitsSettings(BaseModel):
     per_sender: str = Field("30/minute", description="turns one sender may start (limits' notation; '' = none)")
     per_address: str = Field("120/minute", description="turns one client address may start ('' = none)")
     max_streams: int = Field(256, ge=1, description="Server-Sent Event streams open at once")
+
+
+class DatabaseSettings(BaseModel):
+    """How the app connects to its database (see ``assistant.store.StoreOptions``)."""
+
+    pool_size: int = Field(5, ge=1, description="PostgreSQL connections kept per replica")
+    max_overflow: int = Field(5, ge=0, description="extra connections under load, per replica")
+    statement_timeout_s: float | None = Field(30.0, description="PostgreSQL: a statement running longer is ended")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="FULL: a stored message survives a power loss too (slower commits)"
+    )
 
 
 class Settings(BaseSettings):
@@ -331,8 +352,12 @@ class Settings(BaseSettings):
     kb: KBSettings = KBSettings()
     delivery: DeliverySettings = DeliverySettings()
     limits: LimitsSettings = LimitsSettings()
+    db: DatabaseSettings = DatabaseSettings()
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
+    )
+    dev_mode: bool = Field(
+        False, description="allow placeholder and short secrets (never in production: the app refuses to start)"
     )
 
     @classmethod
@@ -360,6 +385,59 @@ class Settings(BaseSettings):
             options.update(_expand_env(credentials.get(name) or {}))
         options.update(self.channel.get(name, {}))
         return options
+
+    @model_validator(mode="after")
+    def _generated_secrets(self) -> Settings:
+        """The Rasa token and vLLM API key that `assistant up` generated for the servers it manages (files in
+        ``data_dir/run``, readable by their owner only): every command on this data folder uses them."""
+        for name, wanted in (("rasa-token", self.rasa.managed and not self.rasa.token),
+                             ("vllm-api-key", self.vllm.managed and self.vllm.api_key == "EMPTY")):  # fmt: skip
+            path = self.data_dir / "run" / name
+            if wanted and path.is_file():
+                value = path.read_text().strip()
+                if name == "rasa-token":
+                    self.rasa.token = value
+                else:
+                    self.vllm.api_key = value
+        return self
+
+    def generate_server_secrets(self) -> None:
+        """For `assistant up`: a random Rasa token and vLLM API key for the servers it starts (unless set), kept
+        in ``data_dir/run`` (mode 0600) and put in this process's environment for the app it starts."""
+        folder = self.data_dir / "run"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, wanted, variable in (
+            ("rasa-token", self.rasa.managed and not self.rasa.token, "ASSISTANT_RASA__TOKEN"),
+            ("vllm-api-key", self.vllm.managed and self.vllm.api_key == "EMPTY", "ASSISTANT_VLLM__API_KEY"),
+        ):
+            if not wanted:
+                continue
+            path = folder / name
+            if not path.is_file():
+                path.touch(mode=0o600)
+                path.write_text(secrets.token_urlsafe(32))
+            value = path.read_text().strip()
+            os.environ[variable] = value
+            if name == "rasa-token":
+                self.rasa.token = value
+            else:
+                self.vllm.api_key = value
+
+    def weak_secrets(self) -> list[str]:
+        """The secrets we choose (not tokens a platform issues) that are placeholders or shorter than
+        ``MIN_SECRET_CHARS``: each by its setting's name."""
+        chosen: dict[str, str | None] = {
+            "admin_token": self.admin_token.get_secret_value() if self.admin_token else None,
+            "rasa.token": self.rasa.token,
+            "vllm.api_key": None if self.vllm.api_key == "EMPTY" else self.vllm.api_key,
+        }
+        for name in self.channels:
+            for key, value in self.channel_options(name).items():
+                if ("secret" in key or key == "inbound_token") and value is not None:
+                    chosen[f"channel.{name}.{key}"] = (
+                        value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+                    )
+        return [name for name, value in chosen.items() if value is not None and _weak(value)]
 
     @property
     def db_url(self) -> str:

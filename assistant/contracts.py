@@ -43,6 +43,10 @@ class BackendUnavailable(AssistantError):
     """A backend is down, timed out or answered with an error; the pipeline falls back."""
 
 
+class InsecureSettings(AssistantError):
+    """A secret is a placeholder or too short, outside ``dev_mode``: the app does not start."""
+
+
 class NotSupported(AssistantError):
     """The configured backend cannot do what was asked (e.g. an LLM server that cannot load adapters)."""
 

@@ -148,7 +148,7 @@ class Supervisor:
                         )
                     if time.monotonic() - started > spec.startup_timeout_s:
                         raise ServiceFailed(
-                            f"{spec.name} was not healthy at {spec.health_url} after "
+                            f"{spec.name} was not healthy at {spec.health_url.split('?')[0]} after "
                             f"{spec.startup_timeout_s:.0f} s; see {service.log_path}"
                         )
                     try:

@@ -28,6 +28,9 @@ from tests.standins import HostSite, SlackAPI, TelegramAPI
 REPO = Path(__file__).resolve().parent.parent
 STACK_DIR = REPO / "var" / "test-stack"  # keeps the trained NLU model between local runs
 ADMIN_TOKEN = "test-admin-token"
+# the stack's Rasa and vLLM require these, as `assistant up` makes them do with generated ones
+RASA_TOKEN, VLLM_API_KEY = "test-rasa-auth-token", "test-vllm-api-key-0"
+RASA_AUTH, VLLM_AUTH = {"token": RASA_TOKEN}, {"Authorization": f"Bearer {VLLM_API_KEY}"}
 SLACK_TOKEN, SLACK_SECRET = "xoxb-test-token", "slack-signing-secret"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "123456:TEST-token", "telegram-webhook-secret"
 ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test-artifacts"))
@@ -184,6 +187,8 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "12",  # the gate's evaluation on a stable sample of each set
         "ASSISTANT_LLM__STARTER_ADAPTER": "false",  # the base model, as the tests expect (test_starter.py: on)
         "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ASSISTANT_RASA__TOKEN": RASA_TOKEN,
+        "ASSISTANT_VLLM__API_KEY": VLLM_API_KEY,
         # every test client is 127.0.0.1: the rate limits (unit-tested) are raised above what the tests send
         "ASSISTANT_LIMITS__PER_SENDER": "1000/minute",
         "ASSISTANT_LIMITS__PER_ADDRESS": "100000/minute",

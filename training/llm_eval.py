@@ -197,7 +197,7 @@ async def _retriever(settings: Settings, sets: list[EvalSet]) -> AsyncIterator[H
     if not any(s.kind == "grounded" for s in sets):
         yield None
         return
-    store = Store(settings.db_url)
+    store = Store(settings.db_url, settings.db)
     try:
         embedder = plugins.load(EMBEDDERS, settings.kb.embedder)(settings)
         yield HybridRetriever(settings.kb, store, embedder)

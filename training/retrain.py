@@ -97,7 +97,7 @@ class Retrain:
         self.settings = settings
         self.options = options
         self.console = console or Console()
-        self.store = Store(settings.db_url)
+        self.store = Store(settings.db_url, settings.db)
         self.times = StageTimes()
         self.nlu_server = nlu_trainer(settings)
         self.llm_server = model_server(settings, ModelKind.LLM)

@@ -69,7 +69,7 @@ class Context:
         self.migrate()
 
         async def main() -> T:
-            store = Store(self.settings.db_url)
+            store = Store(self.settings.db_url, self.settings.db)
             try:
                 return await work(store)
             finally:

@@ -61,6 +61,7 @@ def up() -> None:
     settings = context.settings
     _build_app(settings)  # a wrong channel option stops here, before any server starts
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.generate_server_secrets()  # the servers it starts answer only the app (and commands on this data)
     context.migrate()
     _index_knowledge(context)
     supervisor = Supervisor(settings.data_dir / "logs", console)

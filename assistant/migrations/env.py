@@ -25,7 +25,8 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_async() -> None:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    # foreign keys off: SQLite's batch migrations recreate tables, which with them on would cascade-delete
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url"), foreign_keys=False)
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()

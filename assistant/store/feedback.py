@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from assistant.contracts import (
     AssistantError,
@@ -194,16 +194,17 @@ def check_owner(conn: Connection, message_id: int, channel: str, sender_id: str)
         raise MessageNotFound(f"there is no message {message_id} in this conversation")
 
 
-def conversation_messages(conn: Connection, channel: str, sender_id: str, limit: int) -> list[HistoryItem]:
-    """The last ``limit`` messages of a conversation, oldest first, each bot reply with its latest rating."""
-    latest = (
-        select(feedback.c.message_id, func.max(feedback.c.id).label("feedback_id"))
-        .where(feedback.c.rating.is_not(None))
-        .group_by(feedback.c.message_id)
-        .subquery()
+def history_query(channel: str, sender_id: str, limit: int) -> Select[Any]:
+    """A conversation's last messages, newest first, each with its latest rating: looked up by the index on
+    ``feedback.message_id`` for just these messages (not a scan of all feedback)."""
+    rating = (
+        select(feedback.c.rating)
+        .where(feedback.c.message_id == messages.c.id, feedback.c.rating.is_not(None))
+        .order_by(feedback.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    rated = feedback.alias("rated")
-    rows = conn.execute(
+    return (
         select(
             messages.c.id,
             messages.c.role,
@@ -211,15 +212,18 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
             messages.c.route,
             messages.c.created_at,
             messages.c.retrieval,
-            rated.c.rating,
+            rating.label("rating"),
         )
         .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .outerjoin(latest, latest.c.message_id == messages.c.id)
-        .outerjoin(rated, rated.c.id == latest.c.feedback_id)
         .where(conversations.c.channel == channel, conversations.c.sender_id == sender_id)
         .order_by(messages.c.id.desc())
         .limit(limit)
-    ).all()
+    )
+
+
+def conversation_messages(conn: Connection, channel: str, sender_id: str, limit: int) -> list[HistoryItem]:
+    """The last ``limit`` messages of a conversation, oldest first, each bot reply with its latest rating."""
+    rows = conn.execute(history_query(channel, sender_id, limit)).all()
     return [
         HistoryItem(r.id, Role(r.role), r.text, r.route, r.rating, r.created_at.isoformat(), _citations(r.retrieval))
         for r in reversed(rows)

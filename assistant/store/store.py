@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from assistant.config import DatabaseSettings
 from assistant.contracts import (
     Accepted,
     AssistantError,
@@ -103,25 +104,38 @@ class ReplyRecord:
         return {**self.__dict__, "prompt": prompt}
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL: readers never block the writer; NORMAL: durable across app crashes, fast commits.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(db: DatabaseSettings, foreign_keys: bool) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL: readers never block the writer; NORMAL: durable across app crashes, fast commits; FULL: also
+        # across a power loss (for deployments that acknowledge a Slack or Telegram message once stored)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if db.sqlite_synchronous == 'FULL' else 'NORMAL'}")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.close()
+
+    return pragmas
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """The async engine (used by migrations and, on Postgres, by every transaction)."""
+def make_engine(url: str, db: DatabaseSettings | None = None, foreign_keys: bool = True) -> AsyncEngine:
+    """The async engine (used by migrations and, on Postgres, by every transaction). ``foreign_keys``: off for
+    migrations, whose SQLite batch operations recreate tables (which with them on would cascade-delete).
+    PostgreSQL: each replica holds up to ``pool_size + max_overflow`` of its default 100 connections, and a
+    statement stuck longer than ``statement_timeout_s`` (on a lock, say) is ended."""
+    db = db or DatabaseSettings()
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(db, foreign_keys))
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if db.statement_timeout_s and url.startswith("postgresql+asyncpg"):
+        connect_args["server_settings"] = {"statement_timeout": str(int(db.statement_timeout_s * 1000))}
+    return create_async_engine(
+        url, pool_size=db.pool_size, max_overflow=db.max_overflow, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
-def make_sqlite_engine(url: str) -> Engine:
+def make_sqlite_engine(url: str, db: DatabaseSettings | None = None) -> Engine:
     """A plain sqlite3 engine on the same file, used from the event loop's thread (one connection)."""
     engine = create_engine(
         url.replace("+aiosqlite", ""),
@@ -130,15 +144,15 @@ def make_sqlite_engine(url: str) -> Engine:
         max_overflow=0,
         pool_reset_on_return=None,  # every use is a committed `begin()` block
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(db or DatabaseSettings(), True))
     return engine
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, db: DatabaseSettings | None = None) -> None:
         # One engine, never both: SQLite is used synchronously (see the module docstring), the rest async.
-        self._sqlite = make_sqlite_engine(url) if url.startswith("sqlite") else None
-        self._async = None if self._sqlite is not None else make_engine(url)
+        self._sqlite = make_sqlite_engine(url, db) if url.startswith("sqlite") else None
+        self._async = None if self._sqlite is not None else make_engine(url, db)
         # (channel, sender) -> conversation id. Ids never change, so this is safe with several replicas.
         self._conversation_ids: OrderedDict[tuple[str, str], int] = OrderedDict()
 

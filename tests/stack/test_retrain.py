@@ -26,7 +26,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.conftest import REPO, Stack
+from tests.conftest import RASA_AUTH, REPO, VLLM_AUTH, Stack
 from tests.database import STACK_DATABASE
 
 # The promotion, registry, rollback and lock tests run in the Postgres pass too, with an NLU-only retrain (the
@@ -53,12 +53,12 @@ CORRECTIONS = 20
 
 
 def parse(stack: Stack, text: str) -> tuple[str, float]:
-    data = stack.http.post(f"{stack.rasa_url}/model/parse", json={"text": text}).json()
+    data = stack.http.post(f"{stack.rasa_url}/model/parse", json={"text": text}, params=RASA_AUTH).json()
     return data["intent"]["name"], data["intent"]["confidence"]
 
 
 def rasa_model(stack: Stack) -> str:
-    return Path(stack.http.get(f"{stack.rasa_url}/status").json()["model_file"]).name
+    return Path(stack.http.get(f"{stack.rasa_url}/status", params=RASA_AUTH).json()["model_file"]).name
 
 
 def registry(stack: Stack) -> dict[str, str]:
@@ -208,7 +208,7 @@ def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[s
     new, old = measured["eval"]["candidate"]["smalltalk"], measured["eval"]["base"]["smalltalk"]
     assert new["similarity"] > old["similarity"], (new, old)
     assert new["words_median"] < old["words_median"]
-    served = [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]]
+    served = [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models", headers=VLLM_AUTH).json()["data"]]
     assert "llm-0001" in served
     assert stack.status()["llm"]["active_model"] == "llm-0001"
     sender = f"adapter-{uuid.uuid4().hex[:6]}"
@@ -263,7 +263,10 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
     )
     assert rasa_model(stack) == "nlu-0002.tar.gz"
     stack.wait_until(
-        lambda: "llm-0001" in [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]],
+        lambda: (
+            "llm-0001"
+            in [m["id"] for m in stack.http.get(f"{stack.vllm_url}/v1/models", headers=VLLM_AUTH).json()["data"]]
+        ),
         30,
         "the app to load the active adapter into the new vLLM",
     )

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, Stack
+from tests.conftest import REPO, VLLM_AUTH, Stack
 from tests.database import TestDatabase
 
 EXAMPLES = REPO / "nlu" / "persona_examples.yml"
@@ -53,7 +53,10 @@ def test_the_starter_adapter_is_trained_once_gated_and_registered(stack: Stack, 
     assert {"smalltalk", "behaviour"} <= set(metrics["eval"]["candidate"])
     if gate["passed"]:  # served: the registry says so, and vLLM has it loaded from the registered files
         assert row["status"] == "active" and "is active" in said
-        served = {m["id"]: m.get("root") for m in stack.http.get(f"{stack.vllm_url}/v1/models").json()["data"]}
+        served = {
+            m["id"]: m.get("root")
+            for m in stack.http.get(f"{stack.vllm_url}/v1/models", headers=VLLM_AUTH).json()["data"]
+        }
         assert served.get("llm-0001") == str(Path(row["path"]).resolve())
     else:  # refused, with the checks that decided
         assert row["status"] == "rejected" and "failed the gate" in row["error"] and "the base model stays" in said

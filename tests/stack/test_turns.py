@@ -9,7 +9,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from assistant.config import Settings
-from tests.conftest import Stack
+from tests.conftest import VLLM_AUTH, Stack
 
 
 def test_intent_gets_its_templated_reply_with_entity_filled(stack: Stack) -> None:
@@ -68,6 +68,7 @@ def test_history_reaches_the_llm_prompt(stack: Stack) -> None:
     tokenized = httpx.post(
         f"{stack.vllm_url}/tokenize",
         json={"model": "base", "messages": prompt, "add_generation_prompt": True},
+        headers=VLLM_AUTH,
         timeout=30,
     ).json()
     assert tokenized["count"] == bot["prompt_tokens"]

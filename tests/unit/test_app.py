@@ -29,8 +29,8 @@ from plugins.channels.callback import sign, signed_headers, verify
 from tests.database import BOT_REPLIES, last_turn
 from tests.unit.fakes import NLU_DOWN, Broken, FakeEmbedder, FakeLLM, FakeNLU, FakeServer, OrderStatus
 
-ADMIN = {"Authorization": "Bearer admin-token"}
-SLACK_SECRET, TELEGRAM_SECRET = "slack-secret", "telegram-secret"
+ADMIN = {"Authorization": "Bearer unit-test-admin-token"}
+SLACK_SECRET, TELEGRAM_SECRET = "unit-slack-signing-secret", "unit-telegram-webhook-secret"
 FALLBACK = Settings.model_fields["llm"].default.fallback_reply
 WIDGET_SENDER = "w" * 24
 
@@ -70,9 +70,9 @@ def settings_for(tmp_path: Path, **extra: Any) -> Settings:
         channel={
             "slack": {"bot_token": "xoxb-1", "signing_secret": SLACK_SECRET, "api_url": "http://127.0.0.1:9/api/"},
             "telegram": {"token": "1:a", "secret_token": TELEGRAM_SECRET, "api_url": "http://127.0.0.1:9/bot"},
-            "callback": {"url": "http://127.0.0.1:9/replies", "secret": "callback-secret"},
+            "callback": {"url": "http://127.0.0.1:9/replies", "secret": "unit-callback-signing-secret"},
         },
-        admin_token="admin-token",
+        admin_token="unit-test-admin-token",
         **extra,
     )
 
@@ -382,7 +382,9 @@ async def test_callback_webhook_accepts_once_and_signatures_verify() -> None:
     assert not verify("secret", str(int(time.time()) - 3600), body, sign("secret", str(int(time.time()) - 3600), body))
 
 
-async def _callback(running: App, body: dict[str, Any], secret: str | None = "callback-secret") -> httpx.Response:
+async def _callback(
+    running: App, body: dict[str, Any], secret: str | None = "unit-callback-signing-secret"
+) -> httpx.Response:
     raw = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", **(signed_headers(secret, raw) if secret else {})}
     return await running.http.post("/webhooks/callback/webhook", content=raw, headers=headers)
@@ -403,7 +405,7 @@ async def test_callback_webhook_authenticates_its_caller(running: App) -> None:
         assert refused.status_code == 401 and "X-Assistant-Signature" in refused.json()["detail"]
     raw = json.dumps(body).encode()
     stale = {"X-Assistant-Timestamp": str(int(time.time()) - 3600)}
-    stale["X-Assistant-Signature"] = sign("callback-secret", stale["X-Assistant-Timestamp"], raw)
+    stale["X-Assistant-Signature"] = sign("unit-callback-signing-secret", stale["X-Assistant-Timestamp"], raw)
     assert (await running.http.post("/webhooks/callback/webhook", content=raw, headers=stale)).status_code == 401
     odd = {"X-Assistant-Timestamp": "1", "X-Assistant-Signature": "sha256=\u00e9\u00e9".encode("latin-1")}
     assert (await running.http.post("/webhooks/callback/webhook", content=raw, headers=odd)).status_code == 401

@@ -109,7 +109,7 @@ async def test_a_full_line_refuses_synchronous_turns_before_storing_them(tmp_pat
         # out-of-band channels still take messages: they are answered as the line moves
         raw = json.dumps({"sender": "svc", "message": "hello"}).encode()
         taken = await app.http.post(
-            "/webhooks/callback/webhook", content=raw, headers=signed_headers("callback-secret", raw)
+            "/webhooks/callback/webhook", content=raw, headers=signed_headers("unit-callback-signing-secret", raw)
         )
         assert taken.status_code == 200 and count(app) == stored + 1
         app.llm.script.hang = False
@@ -249,3 +249,89 @@ async def test_the_openapi_schema_states_the_refusals(app: App) -> None:
         assert {"413", "422", "429", "503"} <= set(schema["paths"][path]["post"]["responses"]), path
     message = schema["components"]["schemas"]["RestMessage"]["properties"]["message"]
     assert message.get("minLength") == 1
+
+
+async def test_the_widget_history_reads_only_its_conversations_feedback(app: App) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from assistant.store import feedback
+
+    query = feedback.history_query("web", "x" * 16, 50).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    plan = " | ".join(r["detail"] for r in app.rows(f"EXPLAIN QUERY PLAN {query}"))
+    assert "SCAN feedback" not in plan and "feedback USING INDEX" in plan, plan
+
+
+async def test_migrations_run_without_foreign_keys_and_the_app_with_them(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from assistant.store import Store
+    from assistant.store.store import make_engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fk.db'}"
+    migrating = make_engine(url, foreign_keys=False)
+    async with migrating.connect() as conn:
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 0
+    await migrating.dispose()
+    store = Store(url)
+    assert await store.transaction(lambda conn: conn.execute(text("PRAGMA foreign_keys")).scalar()) == 1
+    await store.aclose()
+
+
+async def test_the_rasa_token_never_reaches_an_error_message() -> None:
+    from aiohttp import web
+
+    from plugins.nlu.rasa.client import RasaClient
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.Response(status=500, text="boom")
+
+    server = web.Application()
+    server.router.add_post("/model/parse", refuse)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = RasaClient(f"http://127.0.0.1:{port}", token="very-secret-rasa-token")
+    try:
+        with pytest.raises(Exception) as raised:
+            await client.parse("hi")
+        assert "very-secret" not in repr(raised.value) and "500" in str(raised.value)
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__
+        down = RasaClient("http://127.0.0.1:9", token="very-secret-rasa-token")
+        with pytest.raises(Exception) as raised:
+            await down.parse("hi")
+        assert "very-secret" not in repr(raised.value)
+        await down.aclose()
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+
+
+def test_up_generates_the_servers_secrets_once_and_every_command_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.config import Settings
+
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    monkeypatch.delenv("ASSISTANT_RASA__TOKEN", raising=False)
+    monkeypatch.delenv("ASSISTANT_VLLM__API_KEY", raising=False)
+    settings = Settings(data_dir=tmp_path)
+    assert settings.rasa.token is None and settings.vllm.api_key == "EMPTY"
+    settings.generate_server_secrets()
+    token, key = settings.rasa.token, settings.vllm.api_key
+    assert token and len(token) >= 32 and key and key != "EMPTY"
+    assert (tmp_path / "run" / "rasa-token").stat().st_mode & 0o777 == 0o600
+    import os
+
+    assert os.environ["ASSISTANT_RASA__TOKEN"] == token  # for the app `up` starts
+    monkeypatch.delenv("ASSISTANT_RASA__TOKEN")
+    monkeypatch.delenv("ASSISTANT_VLLM__API_KEY")
+    again = Settings(data_dir=tmp_path)  # another command on the same data folder
+    assert (again.rasa.token, again.vllm.api_key) == (token, key)
+    again.generate_server_secrets()
+    assert again.rasa.token == token  # not regenerated
+    external = Settings(data_dir=tmp_path, rasa={"managed": False})
+    assert external.rasa.token is None  # a server `up` does not start keeps its own settings

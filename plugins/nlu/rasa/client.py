@@ -14,6 +14,12 @@ import aiohttp
 
 from assistant.contracts import IntentScore, ParseResult
 
+
+class RasaRequestFailed(aiohttp.ClientError):
+    """A request to Rasa failed; its message never holds the token (aiohttp's errors quote the URL, whose
+    ``?token=`` would reach logs, stored errors and /status)."""
+
+
 RasaError = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -56,11 +62,20 @@ class RasaClient:
     async def _request(self, method: str, path: str, timeout_s: float | None = None, **kwargs: Any) -> Any:
         if timeout_s is not None:  # else the session's (passing None would mean no timeout at all)
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout_s)
-        async with self.session.request(method, path, params=self.params, **kwargs) as response:
-            response.raise_for_status()
-            if response.content_type == "application/json":
-                return await response.json()
-            return await response.text()
+        try:
+            async with self.session.request(method, path, params=self.params, **kwargs) as response:
+                response.raise_for_status()
+                if response.content_type == "application/json":
+                    return await response.json()
+                return await response.text()
+        except aiohttp.ClientResponseError as exc:
+            raise RasaRequestFailed(f"{method} {path}: HTTP {exc.status} {exc.message}") from None
+        except aiohttp.ClientError as exc:  # `from None`: a logged traceback must not show the original either
+            raise RasaRequestFailed(f"{method} {path}: {type(exc).__name__}: {self.redact(str(exc))}") from None
+
+    def redact(self, text: str) -> str:
+        token = self.params.get("token")
+        return text.replace(token, "***") if token else text
 
     async def parse(self, text: str) -> dict[str, Any]:
         return await self._request("POST", "/model/parse", json={"text": text})
