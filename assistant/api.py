@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from assistant import erasure
 from assistant.store import Store, feedback, registry
 
 bearer = HTTPBearer(auto_error=False)
@@ -148,5 +149,19 @@ def router() -> APIRouter:
         """The model registry: every NLU model and LoRA adapter, with status and metrics."""
         records = await store.transaction(registry.all_versions)
         return [asdict(record) for record in records]
+
+    @api.delete("/senders/{sender_id}", responses={404: {"description": "no conversation of this sender"}})
+    async def forget_sender(
+        sender_id: str, request: Request, store: StoreDep, channel: str | None = None
+    ) -> dict[str, Any]:
+        """Erase one person: their conversations (on ``channel``, or every channel) and everything derived —
+        messages, feedback, labels, outbox rows, prompts, and the training exports and reports quoting them."""
+        done = await erasure.forget(store, request.app.state.settings, sender_id, channel)
+        if not done.erased.conversations:
+            where = f" on {channel}" if channel else ""
+            raise HTTPException(404, f"no conversation of {sender_id!r}{where} is stored; nothing was erased")
+        counts = asdict(done.erased)
+        counts.pop("texts")
+        return {"sender": sender_id, "channel": channel, **counts, "files": [str(p) for p in done.files]}
 
     return api

@@ -45,6 +45,7 @@ from assistant.contracts import (
 )
 from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
+from assistant.erasure import RetentionWorker
 from assistant.pipeline import TurnPipeline
 from assistant.retrieval import HybridRetriever
 from assistant.store import Store, knowledge
@@ -245,9 +246,12 @@ def create_app(
         watcher.start()
         deliveries = DeliveryWorker(settings, store, pipeline, delivering, replies_waiting)
         deliveries.start()
+        retention = RetentionWorker(settings, store)
+        retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             await watcher.stop()
             await pipeline.aclose()
             await deliveries.stop()

@@ -356,6 +356,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /api (feedback, labels); unset: the admin API refuses everything"
     )
+    retention_days: float | None = Field(
+        None, description="turns older than this are deleted (and the files quoting them scrubbed); None: kept"
+    )
+    retention_check_s: float = Field(3600.0, description="how often retention runs")
     dev_mode: bool = Field(
         False, description="allow placeholder and short secrets (never in production: the app refuses to start)"
     )

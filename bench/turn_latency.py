@@ -93,7 +93,7 @@ async def intent_bench(settings: Settings, http: httpx.AsyncClient, total: int, 
         return r.json()
 
     async def via_rasa(_worker: int, text: str) -> None:
-        r = await http.post(f"{settings.rasa.url}/model/parse", json={"text": text})
+        r = await http.post(f"{settings.rasa.url}/model/parse", json={"text": text}, params=rasa_params(settings))
         r.raise_for_status()
 
     # keep only messages the router answers with an intent reply (the path being measured)
@@ -144,6 +144,15 @@ async def sse_stream(settings: Settings, http: httpx.AsyncClient, text: str) -> 
     return Stream("assistant SSE", (first - started) * 1000, (tokens - 1) / max(last - first, 1e-9), tokens)
 
 
+def rasa_params(settings: Settings) -> dict[str, str]:
+    return {"token": settings.rasa.token} if settings.rasa.token else {}
+
+
+def vllm_headers(settings: Settings) -> dict[str, str]:
+    key = settings.vllm.api_key
+    return {"Authorization": f"Bearer {key}"} if key != "EMPTY" else {}
+
+
 async def vllm_stream(settings: Settings, http: httpx.AsyncClient, persona: str, text: str) -> Stream:
     body = {
         "model": settings.llm.adapter or settings.vllm.served_model_name,
@@ -155,7 +164,9 @@ async def vllm_stream(settings: Settings, http: httpx.AsyncClient, persona: str,
     started = time.perf_counter()
     first = last = None
     tokens = 0
-    async with http.stream("POST", f"{settings.vllm.url}/v1/chat/completions", json=body) as response:
+    async with http.stream(
+        "POST", f"{settings.vllm.url}/v1/chat/completions", json=body, headers=vllm_headers(settings)
+    ) as response:
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue

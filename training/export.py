@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -208,10 +208,13 @@ async def export_nlu(
     settings: Settings, store: Store, out: Path, auto_label_confidence: float | None = None
 ) -> NLUExport:
     cfg = settings.training
+    scrubber: Scrubber = plugins.load(SCRUBBERS, cfg.scrubber)
     human = await store.transaction(_labelled)
     auto = []
     if auto_label_confidence is not None:
         auto = await store.transaction(lambda conn: _auto_labelled(conn, auto_label_confidence))
+    # personal data out, as in the SFT export (Rasa's entity markup survives: only the values are masked)
+    human, auto = ([replace(e, text=scrubber(e.text)) for e in examples] for examples in (human, auto))
     base, others = read_rasa_nlu(sorted((settings.bot_dir / "data").glob("*.yml")))
     bot_tests, _ = read_rasa_nlu(sorted((settings.bot_dir / "tests").glob("*.yml")))
 

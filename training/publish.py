@@ -101,16 +101,20 @@ async def adopt_nlu_model(
 
 
 async def app_status(settings: Settings) -> dict[str, Any] | None:
+    """The running app's /status with its details (they need the admin token: None without one)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
     try:
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=5, headers={"Authorization": f"Bearer {token}"} if token else {}) as http:
             response = await http.get(f"{settings.public_url}/status")
-            return response.json() if response.status_code == 200 else None
+            status = response.json() if response.status_code == 200 else None
     except httpx.HTTPError:
         return None
+    return status if status and "channels" in status else None
 
 
 async def wait_for_app(settings: Settings, done: Callable[[dict[str, Any]], bool]) -> bool:
-    """Wait until the running app shows the change (False when no app answers: nothing to wait for)."""
+    """Wait until the running app shows the change (False when no app answers, or it tells its details only to
+    the admin token, which is not set here: then the other replicas' polling is waited for)."""
     deadline = time.monotonic() + APP_SWITCH_TIMEOUT_S
     while time.monotonic() < deadline:
         status = await app_status(settings)

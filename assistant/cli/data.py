@@ -130,6 +130,31 @@ def _review_llm(context: Context, limit: int) -> None:
     console.print(f"{settled} reviewed; `assistant retrain` learns only from approved feedback")
 
 
+def forget(
+    sender: Annotated[str, typer.Argument(help="the sender (conversation) id, as stored")],
+    channel: Annotated[
+        str | None, typer.Option(help="only this channel's conversation (default: every channel)")
+    ] = None,
+) -> None:
+    """Erase one person: their conversations and everything derived (messages, feedback, labels, outbox rows,
+    prompts, and the training exports and reports quoting them)."""
+    from assistant.erasure import forget as forget_sender
+
+    context = Context()
+    done = context.run(lambda store: forget_sender(store, context.settings, sender, channel))
+    erased = done.erased
+    if not erased.conversations:
+        raise fail(f"no conversation of {sender!r}{f' on {channel}' if channel else ''} is stored; nothing was erased")
+    console.print(
+        f"[green]✔[/] erased {escape(sender)}: {erased.conversations} conversation(s), {erased.messages} messages, "
+        f"{erased.feedback} feedback, {erased.labels} labels, {erased.outbox} deliveries; {len(done.files)} file(s) "
+        "scrubbed"
+    )
+    for path in done.files:
+        console.print(f"  scrubbed {escape(str(path))}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(sentences(export))
     app.command()(sentences(review))
+    app.command()(sentences(forget))

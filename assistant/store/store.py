@@ -197,7 +197,9 @@ class Store:
             try:
                 turn = await self.transaction(work)
                 break
-            except IntegrityError:  # a race: two first messages of one sender, or one external message twice
+            except IntegrityError:  # a race: two first messages of one sender, or one external message twice,
+                # or a cached conversation that was deleted since (forgotten, or expired by retention)
+                self._conversation_ids.pop(key, None)
                 if attempt:
                     if external_id is not None:
                         raise DuplicateMessage(f"{external_id} is stored already") from None
@@ -207,6 +209,11 @@ class Store:
         if len(self._conversation_ids) > CONVERSATION_CACHE_SIZE:
             self._conversation_ids.popitem(last=False)
         return turn
+
+    def forget_conversation(self, sender_id: str, channel: str | None = None) -> None:
+        """Drop a deleted conversation's cached id (other replicas find out at its next message)."""
+        for key in [k for k in self._conversation_ids if k[1] == sender_id and channel in (None, k[0])]:
+            del self._conversation_ids[key]
 
     @staticmethod
     def _conversation_id(conn: Connection, channel: str, sender_id: str) -> int:

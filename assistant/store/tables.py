@@ -62,6 +62,7 @@ class Message(Base):
         # one reply per user message, even when a recovered turn races the original one
         Index("ux_messages_reply_to_id", "reply_to_id", unique=True),
         Index("ux_messages_external_id", "external_id", unique=True),
+        Index("ix_messages_created_at", "created_at"),  # retention
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

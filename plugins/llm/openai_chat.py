@@ -27,10 +27,11 @@ class OpenAIChatLLM:
         self.settings = settings
         self.base_url = settings.vllm.url.rstrip("/") + "/v1"
         timeout = httpx.Timeout(settings.llm.timeout_s, connect=2.0)
-        self.http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=64))
+        self.headers = {"Authorization": f"Bearer {settings.vllm.api_key}"} if settings.vllm.api_key != "EMPTY" else {}
+        limits = httpx.Limits(max_connections=64)
+        self.http = httpx.AsyncClient(timeout=timeout, limits=limits, headers=self.headers)
         self._chats: dict[str, ChatOpenAI] = {}
         self.server_url = settings.vllm.url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {settings.vllm.api_key}"} if settings.vllm.api_key != "EMPTY" else {}
         self._tokenize_missing = False
         self.default_generation = settings.llm.generation()
 

@@ -46,6 +46,7 @@ async def test_nlu_export_merges_labels_with_the_bot_data_and_reports_conflicts(
                 "update_address",
                 [{"entity": "city", "value": "Paris", "start": 17, "end": 22}],
             ),
+            "pay with 4111 1111 1111 1111 and mail jo@example.com": ("pay", []),
         }
         for text, (intent, entities) in labelled.items():
             user_id, _ = await turn(store, "s1", text, "ok")
@@ -70,9 +71,11 @@ async def test_nlu_export_merges_labels_with_the_bot_data_and_reports_conflicts(
     assert examples["how many stars are in my wallet"] == "loyalty_points"
     assert examples["hi"] == "goodbye"
     assert examples["send my order to [Paris](city)"] == "update_address"
+    assert examples["pay with <CARD> and mail <EMAIL>"] == "pay"  # scrubbed like the SFT export
+    assert "4111" not in plain.train.read_text() + plain.test.read_text()
     assert list(examples).count("bye") == 1
     assert [c["text"] for c in plain.conflicts] == ["hi"] and plain.conflicts[0]["kept"] == "goodbye"
-    assert plain.counts["human_labels"] == 4 and plain.counts["auto_labels"] == 0
+    assert plain.counts["human_labels"] == 5 and plain.counts["auto_labels"] == 0
     assert auto.counts["auto_labels"] == 1 and "hello there friend" in auto.train.read_text()
     assert json.loads((tmp_path / "plain" / "conflicts.json").read_text())[0]["text"] == "hi"
     # held-out examples are the bot's test examples, never also in training
@@ -188,3 +191,15 @@ def test_rasa_yaml_keeps_intents_named_like_yaml_booleans(tmp_path: Path) -> Non
     write_rasa_nlu(tmp_path / "out.yml", examples)
     again, _ = read_rasa_nlu([tmp_path / "out.yml"])
     assert {e.intent for e in again} == {"yes", "no"}
+
+
+def test_the_default_scrubber_masks_cards_ibans_emails_and_phones() -> None:
+    from training.scrub import default
+
+    text = (
+        "card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00 or GB82WEST12345698765432, "
+        "mail ana@example.com, call +49 170 1234567; order 4711, not an IBAN: DE00 X234 5678 9012 3456 78"
+    )
+    assert default(text) == (
+        "card <CARD>, iban <IBAN> or <IBAN>, mail <EMAIL>, call <PHONE>; order 4711, not an IBAN: DE00 X234 <PHONE>"
+    )
