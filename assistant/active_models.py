@@ -41,10 +41,10 @@ class ActiveModelWatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def sync_once(self) -> None:
-        record, overrides = await self.store.transaction(
-            lambda conn: (registry.active(conn, ModelKind.LLM), runtime.read_all(conn))
+        stale_s = self.settings.training.lock_stale_after_s
+        record, endpoint = await self.store.transaction(
+            lambda conn: (registry.active(conn, ModelKind.LLM), runtime.nlu_endpoint(conn, stale_s))
         )
-        endpoint = (overrides.get(runtime.NLU_ENDPOINT) or {}).get("url")
         if endpoint != self.serving.nlu_endpoint:
             log.info("parsing with %s (was %s)", endpoint or "the configured NLU server", self.serving.nlu_endpoint)
             self.serving.nlu_endpoint = endpoint

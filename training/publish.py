@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from assistant import plugins
+from assistant import background, plugins
 from assistant.config import Settings
 from assistant.contracts import (
     SERVERS,
@@ -28,10 +28,11 @@ from assistant.contracts import (
     ModelVersion,
     NLUTrainer,
 )
-from assistant.store import Store, registry, runtime
+from assistant.store import Store, locks, registry, runtime
 from assistant.store.registry import ModelRecord
 
 APP_SWITCH_TIMEOUT_S = 15.0
+OVERRIDE_HEARTBEAT_S = 10.0  # the NLU override's; it expires after training.lock_stale_after_s without one
 
 
 def model_server(settings: Settings, kind: ModelKind) -> ModelServer:
@@ -128,13 +129,27 @@ async def wait_for_app(settings: Settings, done: Callable[[dict[str, Any]], bool
 
 
 def rerouter(settings: Settings, store: Store) -> Callable[[str | None], Any]:
-    """The `Reroute` a server is given: every app parses with ``endpoint`` (None: the configured server)."""
+    """The `Reroute` a server is given: every app parses with ``endpoint`` (None: the configured server). While
+    an endpoint is set, this process beats its heart on it: if it dies mid-swap the apps go back to the
+    configured server by themselves (``runtime.nlu_endpoint``)."""
+    holder = locks.new_holder()
+    heart: list[asyncio.Task[None]] = []
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(OVERRIDE_HEARTBEAT_S)
+            await store.transaction(lambda conn: runtime.touch(conn, runtime.NLU_ENDPOINT))
 
     async def reroute(endpoint: str | None) -> None:
+        for task in heart:
+            await background.cancel(task)
+        heart.clear()
         if endpoint is None:
             await store.transaction(lambda conn: runtime.remove(conn, runtime.NLU_ENDPOINT))
         else:
-            await store.transaction(lambda conn: runtime.put(conn, runtime.NLU_ENDPOINT, {"url": endpoint}))
+            value = {"url": endpoint, "holder": holder}
+            await store.transaction(lambda conn: runtime.put(conn, runtime.NLU_ENDPOINT, value))
+            heart.append(asyncio.create_task(beat()))
         await wait_for_app(settings, lambda s: s["nlu"].get("endpoint") == endpoint)
 
     return reroute

@@ -20,7 +20,7 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _holder_is_dead(holder: str) -> bool:
+def holder_is_dead(holder: str) -> bool:
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -42,7 +42,7 @@ def try_acquire(conn: Connection, name: str, holder: str, stale_after_s: float =
         conn.execute(insert(locks).values(name=name, holder=holder, acquired_at=now, heartbeat_at=now))
         return None
     heartbeat = row.heartbeat_at if row.heartbeat_at.tzinfo else row.heartbeat_at.replace(tzinfo=now.tzinfo)
-    if not (_holder_is_dead(row.holder) or now - heartbeat > timedelta(seconds=stale_after_s)):
+    if not (holder_is_dead(row.holder) or now - heartbeat > timedelta(seconds=stale_after_s)):
         return str(row.holder)
     taken = conn.execute(  # compare-and-swap: only if nobody took it over meanwhile
         update(locks)

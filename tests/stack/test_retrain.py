@@ -6,6 +6,7 @@ once, and have the gate reject an adapter trained on approved but degenerate rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -293,6 +294,39 @@ def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str
     assert NLU_ONLY or registry(stack)["llm-0001"] == "retired"
     again = cli(stack, "models", "rollback", "nlu", timeout=120)
     assert again.returncode == 1 and "nothing before it" in again.stderr
+
+
+def test_a_swap_killed_midway_heals_every_app_parses_on_the_main_server(
+    stack: Stack, retrained: dict[str, Any]
+) -> None:
+    """SIGKILL `models activate` while its stand-in Rasa takes the parses (the main server loading the model):
+    the override it left expires at once on this host (its holder is dead; elsewhere after
+    training.lock_stale_after_s), so the app parses on the main server again within two seconds."""
+    version = next(v for v, status in registry(stack).items() if v.startswith("nlu-") and status != "active")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "models", "activate", version], env=stack.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    overridden = "SELECT value FROM runtime_settings WHERE key = 'nlu.url'"
+    try:
+        stack.wait_until(lambda: stack.rows(overridden) and stack.status()["nlu"]["endpoint"], 300, "the stand-in")
+        children = psutil.Process(process.pid).children(recursive=True)
+    finally:
+        process.kill()
+        process.wait()
+    healed_at = time.monotonic()
+    stack.wait_until(lambda: stack.status()["nlu"]["endpoint"] is None, 10, "the app to leave the dead stand-in")
+    assert time.monotonic() - healed_at < 5
+    assert not stack.rows(overridden)  # removed, not merely ignored
+    for child in children:  # the stand-in Rasa the killed process started
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    # the main server answers again once the load the killed process asked for is done
+    stack.wait_until(lambda: rasa_model(stack).endswith(".tar.gz"), 300, "the main Rasa to finish loading")
+    sender = f"healed-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "what are your opening hours")
+    user, _ = stack.turn(sender)
+    assert (user["route"], user["reason"]) == ("intent", "confident"), user
 
 
 @on_both_databases
