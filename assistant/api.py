@@ -7,11 +7,11 @@ import secrets
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from assistant import erasure
+from assistant import erasure, inputs
 from assistant.store import Store, feedback, registry
 
 bearer = HTTPBearer(auto_error=False)
@@ -20,12 +20,18 @@ bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def is_admin(request: Request, credentials: HTTPAuthorizationCredentials | None) -> bool:
+def is_admin(request: Request, credentials: HTTPAuthorizationCredentials | None = None) -> bool:
+    """Whether the request carries the admin token (read from the header when no credentials are given: routes
+    open to everyone, like /status, then declare no security scheme)."""
     token = request.app.state.settings.admin_token
-    return (
-        token is not None and credentials is not None
-        and secrets.compare_digest(credentials.credentials.encode(), token.get_secret_value().encode())
-    )  # fmt: skip
+    if credentials is None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        given = given if scheme.lower() == "bearer" else ""
+    else:
+        given = credentials.credentials
+    return token is not None and secrets.compare_digest(
+        given.encode("utf-8", "replace"), token.get_secret_value().encode()
+    )
 
 
 def require_admin(request: Request, credentials: Credentials) -> None:
@@ -42,15 +48,27 @@ def get_store(request: Request) -> Store:
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
+NOT_BLANK = {"pattern": inputs.NOT_BLANK}  # the schema's way of saying what the validators check
+MessageId = Annotated[int, Path(ge=1, le=inputs.MAX_ROW_ID)]
+
+
 class FeedbackIn(BaseModel):
     """A rating and/or a better reply (the admin API and the web widget take the same)."""
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["rating"], "properties": {"rating": {"enum": ["up", "down"]}}},
+        {"required": ["correction"], "properties": {"correction": {"type": "string", **NOT_BLANK}}},
+    ]})  # fmt: skip
+
     rating: Literal["up", "down"] | None = None
-    correction: Annotated[str | None, Field(max_length=8192, description="the reply it should have been")] = None
+    correction: Annotated[
+        str | None,
+        Field(max_length=8192, description="the reply it should have been", json_schema_extra=NOT_BLANK),
+    ] = None
 
     @model_validator(mode="after")
     def _something(self) -> FeedbackIn:
-        if self.correction is not None and not self.correction.strip():
+        if self.correction is not None and inputs.blank(self.correction):
             raise ValueError("correction must not be empty")
         if self.rating is None and self.correction is None:
             raise ValueError("give a rating ('up' or 'down'), a correction, or both")
@@ -60,6 +78,12 @@ class FeedbackIn(BaseModel):
 class ReviewIn(BaseModel):
     """A reviewer's verdict on the anonymous feedback of one LLM reply."""
 
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"decision": {"const": "edit"}}},
+        "then": {"required": ["correction"], "properties": {"correction": {"type": "string", **NOT_BLANK}}},
+        "else": {"properties": {"correction": {"type": "null"}}},
+    })  # fmt: skip
+
     decision: Literal["approve", "edit", "reject"] = Field(
         description="approve: learn the suggested reply (or the reply itself, if rated up); edit: learn "
         "`correction` instead; reject: learn nothing from it"
@@ -68,7 +92,7 @@ class ReviewIn(BaseModel):
 
     @model_validator(mode="after")
     def _edit_has_text(self) -> ReviewIn:
-        if self.decision == "edit" and not (self.correction or "").strip():
+        if self.decision == "edit" and inputs.blank(self.correction or ""):
             raise ValueError("an edit needs the correction to learn")
         if self.decision != "edit" and self.correction is not None:
             raise ValueError("a correction goes with decision 'edit'")
@@ -83,7 +107,7 @@ class EntityIn(BaseModel):
 
 
 class LabelIn(BaseModel):
-    intent: str
+    intent: Annotated[str, Field(json_schema_extra={"pattern": feedback.INTENT_NAME.pattern})]
     entities: list[EntityIn] = []
 
     @field_validator("intent")
@@ -97,19 +121,26 @@ def _locate(text: str, entity: EntityIn) -> dict[str, Any]:
     """Entities carry character offsets in training data: find them when the label gives only the value."""
     if entity.start is not None and entity.end is not None:
         if not (0 <= entity.start < entity.end <= len(text)):
-            raise HTTPException(422, f"entity {entity.entity!r}: offsets {entity.start}-{entity.end} are outside")
+            raise HTTPException(409, f"entity {entity.entity!r}: offsets {entity.start}-{entity.end} are outside")
         return entity.model_dump()
     start = text.lower().find(entity.value.lower())
     if start < 0:
-        raise HTTPException(422, f"entity {entity.entity!r}: {entity.value!r} does not occur in the message")
+        raise HTTPException(409, f"entity {entity.entity!r}: {entity.value!r} does not occur in the message")
     return {"entity": entity.entity, "value": entity.value, "start": start, "end": start + len(entity.value)}
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)])
+    api = APIRouter(
+        prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)],
+        responses={401: {"description": "missing or wrong admin token (or the admin API is off)"}},
+    )  # fmt: skip
+    missing = {
+        404: {"description": "no such message"},
+        409: {"description": "the message is not of the kind needed (or does not hold the labelled entity)"},
+    }
 
-    @api.post("/messages/{message_id}/feedback", status_code=201)
-    async def give_feedback(message_id: int, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
+    @api.post("/messages/{message_id}/feedback", status_code=201, responses=missing)
+    async def give_feedback(message_id: MessageId, body: FeedbackIn, store: StoreDep) -> dict[str, Any]:
         """Rate a bot reply (up/down) and/or give a better one, as a reviewer: `assistant retrain` fine-tunes
         the LLM on them without further review."""
         feedback_id = await store.transaction(
@@ -117,8 +148,11 @@ def router() -> APIRouter:
         )
         return {"id": feedback_id, "message_id": message_id, "rating": body.rating, "correction": body.correction}
 
-    @api.post("/messages/{message_id}/review")
-    async def review(message_id: int, body: ReviewIn, store: StoreDep) -> dict[str, Any]:
+    @api.post(
+        "/messages/{message_id}/review",
+        responses={**missing, 409: {"description": "not a bot reply, or no feedback on it waits for review"}},
+    )
+    async def review(message_id: MessageId, body: ReviewIn, store: StoreDep) -> dict[str, Any]:
         """Approve, edit or reject the anonymous feedback on an LLM reply: only approved feedback (and
         reviewers' own) is ever fine-tuned on. 409 when nothing on the message waits for review."""
         settled = await store.transaction(
@@ -132,8 +166,8 @@ def router() -> APIRouter:
         items = await store.transaction(lambda conn: feedback.pending_reviews(conn, max(1, min(limit, 200))))
         return [asdict(item) for item in items]
 
-    @api.post("/messages/{message_id}/label", status_code=201)
-    async def label(message_id: int, body: LabelIn, store: StoreDep) -> dict[str, Any]:
+    @api.post("/messages/{message_id}/label", status_code=201, responses=missing)
+    async def label(message_id: MessageId, body: LabelIn, store: StoreDep) -> dict[str, Any]:
         """Give a user message its intent (and entities); `assistant retrain` trains the NLU model on them."""
 
         def work(conn: Any) -> dict[str, Any]:

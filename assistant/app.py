@@ -9,13 +9,16 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant import __version__, api, plugins
 from assistant.active_models import ActiveModelWatcher
@@ -46,6 +49,7 @@ from assistant.contracts import (
 from assistant.delivery import DeliveryWorker
 from assistant.domain import Domain
 from assistant.erasure import RetentionWorker
+from assistant.inputs import MAX_ROW_ID
 from assistant.pipeline import TurnPipeline
 from assistant.retrieval import HybridRetriever
 from assistant.store import Store, knowledge
@@ -143,7 +147,7 @@ async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
-async def _wrong_kind(_request: Request, exc: Exception) -> JSONResponse:
+async def _unprocessable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
@@ -168,12 +172,30 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 400 for a body it could not parse (not UTF-8, nested deeper than the JSON parser goes) is a
+    422 with a sentence here, like any other body that is not valid JSON; other HTTP errors as FastAPI sends them."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        message = "the request body is not valid JSON (it is not UTF-8, or it is nested too deeply)"
+        return JSONResponse({"error": "invalid request", "message": message}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     message = "; ".join(_describe(e) for e in errors)
     detail = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in errors]
     return JSONResponse({"error": "invalid request", "message": message, "detail": detail}, status_code=422)
+
+
+class ErrorBody(BaseModel):
+    """What a 4xx says: ``message`` (or FastAPI's ``detail``) is a sentence; ``detail`` may list the fields."""
+
+    error: str | None = None
+    message: str | None = None
+    detail: Any = None
 
 
 BackendFactory = Callable[[Settings, ServingState], Any]
@@ -264,15 +286,17 @@ def create_app(
             await store.aclose()
 
     app = FastAPI(
-        title="assistant", version=__version__, lifespan=lifespan, max_body_size=settings.limits.max_body_bytes
-    )
+        title="assistant", version=__version__, lifespan=lifespan, max_body_size=settings.limits.max_body_bytes,
+        responses={422: {"model": ErrorBody, "description": "the request is not valid (the reason is in `message`)"}},
+    )  # fmt: skip
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Overloaded, _refused)
     app.add_exception_handler(RateLimited, _refused)
     app.add_exception_handler(InvalidInput, _invalid)
     app.add_exception_handler(MessageNotFound, _not_found)
-    app.add_exception_handler(WrongMessageKind, _wrong_kind)
-    app.add_exception_handler(FeedbackTooLong, _wrong_kind)
+    app.add_exception_handler(WrongMessageKind, _conflict)  # the id exists, but is not what this needs
+    app.add_exception_handler(FeedbackTooLong, _unprocessable)
     app.add_exception_handler(FeedbackLimit, _too_much)
     app.add_exception_handler(NothingToReview, _conflict)
     if settings.cors_origins:
@@ -283,8 +307,11 @@ def create_app(
         app.include_router(_router(channel, turns))
     app.include_router(api.router())
 
-    @app.get("/kb/passages/{chunk_id}", response_class=PlainTextResponse)
-    async def passage(chunk_id: int, request: Request) -> Response:
+    @app.get("/kb/passages/{chunk_id}", responses={
+        200: {"description": "the passage: its title, document name and text", "content": {"text/plain": {}}},
+        404: {"description": "no such passage"},
+    })  # fmt: skip
+    async def passage(chunk_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], request: Request) -> Response:
         """A passage a reply cited (the widget links its sources here): its title, document name and text."""
         store: Store = request.app.state.store
         found = await store.transaction(lambda conn: knowledge.passages(conn, [chunk_id]))
@@ -300,12 +327,12 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/status")
-    async def status(request: Request, credentials: api.Credentials) -> dict[str, Any]:
+    async def status(request: Request) -> dict[str, Any]:
         """Whether the NLU and LLM servers answer; with the admin token also where they are, their models,
         the database and the lines in front of the backends (anonymous callers learn only up or down)."""
         pipeline: TurnPipeline = request.app.state.pipeline
         nlu, llm = await asyncio.gather(pipeline.nlu.health(), pipeline.llm.health())
-        if not api.is_admin(request, credentials):
+        if not api.is_admin(request):
             return {"version": __version__, "nlu": {"ok": nlu.ok}, "llm": {"ok": llm.ok}}
         admission = pipeline.admission
         return {
@@ -325,7 +352,7 @@ def create_app(
             },
         }
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

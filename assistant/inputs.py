@@ -4,6 +4,7 @@ with a sentence), never a database error or a 500 later on."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from assistant.config import LimitsSettings
@@ -11,6 +12,15 @@ from assistant.contracts import IncomingMessage, InvalidInput
 from assistant.store.tables import Message
 
 EXTERNAL_ID_CHARS: int = Message.__table__.c.external_id.type.length  # type: ignore[attr-defined]
+MAX_ROW_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger one is a 404, never a database error
+# Some text that is not white space, the same set for Python's `re` and the JSON Schema (ECMA) regex the
+# OpenAPI schema states: the two disagree on U+001C-U+001F, U+0085 and U+FEFF, so those are named.
+NOT_BLANK = r"[^\s\u001c-\u001f\u0085\ufeff]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+
+
+def blank(value: str) -> bool:
+    return _NOT_BLANK.search(value) is None
 
 
 def check_text(value: str, what: str) -> None:
@@ -64,7 +74,7 @@ def check_message(message: IncomingMessage, limits: LimitsSettings, max_chars: i
     if len(message.sender) > limits.max_sender_chars:
         raise InvalidInput(f"sender is {len(message.sender)} characters long; the limit is {limits.max_sender_chars}")
     check_text(message.sender, "sender")
-    if not message.text.strip():
+    if blank(message.text):
         raise InvalidInput("message must not be empty")
     if len(message.text) > max_chars:
         raise InvalidInput(f"message is {len(message.text)} characters long; the limit is {max_chars}", status=413)

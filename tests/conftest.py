@@ -34,7 +34,8 @@ RASA_AUTH, VLLM_AUTH = {"token": RASA_TOKEN}, {"Authorization": f"Bearer {VLLM_A
 SLACK_TOKEN, SLACK_SECRET = "xoxb-test-token", "slack-signing-secret"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "123456:TEST-token", "telegram-webhook-secret"
 ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test-artifacts"))
-LAST = {"faults": 1, "shutdown": 2}  # these tests stop parts of the stack: run them at the end
+# at the end: the fuzzer writes labels and feedback on whatever ids exist; the others stop parts of the stack
+LAST = {"fuzz": 1, "faults": 2, "shutdown": 3}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -122,7 +122,10 @@ class CallbackChannel:
         async def alive() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.post("/webhook", responses={401: {"description": "the caller is not authenticated"}})
+        @router.post("/webhook", responses={
+            401: {"description": "the caller is not authenticated"},
+            413: {"description": "the body, the message or its metadata is too large"},
+        })  # fmt: skip
         async def webhook(body: CallbackMessage, request: Request) -> dict[str, Any]:
             await self._authenticate(request)
             external_id = f"callback:{body.sender}:{body.message_id}" if body.message_id else None

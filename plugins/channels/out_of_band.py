@@ -11,6 +11,13 @@ from assistant.config import Settings
 from assistant.contracts import Accepted, Citation, DuplicateMessage, IncomingMessage, Turns
 from assistant.inputs import check_message
 
+PLATFORM_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not the platform's JSON"},
+    401: {"description": "the request is not signed (or not with our secret)"},
+    413: {"description": "the body or the message is too large"},
+    422: {"description": "a message no channel may store (the reason is in `message`)"},
+}
+
 
 async def accept_and_answer_later(
     turns: Turns,

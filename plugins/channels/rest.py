@@ -20,11 +20,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 from assistant.config import LimitsSettings, Settings
 from assistant.contracts import BotReply, IncomingMessage, Overloaded, Turns
-from assistant.inputs import check_message
+from assistant.inputs import NOT_BLANK, blank, check_message
 
 
 class JSONWhateverItsType(APIRoute):
@@ -43,8 +43,14 @@ class JSONWhateverItsType(APIRoute):
 
 
 class RestMessage(BaseModel):
-    sender: Annotated[str, Field(min_length=1, max_length=255, description="the conversation's id")]
-    message: Annotated[str, Field(min_length=1, description="the user's text (not blank)")]
+    sender: Annotated[
+        str,
+        Field(min_length=1, max_length=255, description="the conversation's id (a number is taken, as Rasa does)"),
+        WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "integer"}]}),
+    ]
+    message: Annotated[
+        str, Field(min_length=1, description="the user's text (not blank)", json_schema_extra={"pattern": NOT_BLANK})
+    ]
     metadata: dict[str, Any] | None = Field(None, description="kept with the message (size and depth are limited)")
 
     @field_validator("sender", mode="before")
@@ -55,7 +61,7 @@ class RestMessage(BaseModel):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if blank(value):
             raise ValueError("message must not be empty")
         return value
 

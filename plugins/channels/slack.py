@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import accept_and_answer_later, retry_after_s, source_name
+from plugins.channels.out_of_band import PLATFORM_REFUSALS, accept_and_answer_later, retry_after_s, source_name
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
@@ -71,7 +71,7 @@ class SlackChannel:
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/slack", tags=["slack"])
 
-        @router.post("/webhook")
+        @router.post("/webhook", responses=PLATFORM_REFUSALS)
         async def events(request: Request) -> dict[str, Any]:
             body = await request.body()
             if not self._signed(body, request):

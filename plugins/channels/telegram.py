@@ -30,7 +30,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, Tele
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import accept_and_answer_later, sources_text
+from plugins.channels.out_of_band import PLATFORM_REFUSALS, accept_and_answer_later, sources_text
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TYPING_EVERY_S = 4.0  # Telegram shows the action for 5 seconds
@@ -78,7 +78,7 @@ class TelegramChannel:
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/telegram", tags=["telegram"])
 
-        @router.post("/webhook")
+        @router.post("/webhook", responses=PLATFORM_REFUSALS)
         async def webhook(request: Request) -> dict[str, Any]:
             given = request.headers.get(SECRET_HEADER, "")
             if not secrets.compare_digest(given.encode(), self.options.secret_token.get_secret_value().encode()):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from assistant.api import FeedbackIn
 from assistant.config import Settings
 from assistant.contracts import HistoryItem, IncomingMessage, Turns
+from assistant.inputs import MAX_ROW_ID, NOT_BLANK
 from plugins.channels.options import channel_options
 from plugins.channels.rest import REFUSALS, Streams, admitted
 
@@ -40,12 +41,16 @@ class WebOptions(BaseModel):
 
 class WebMessage(BaseModel):
     sender: SenderId
-    message: Annotated[str, Field(min_length=1)]
+    message: Annotated[str, Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})]
 
 
 class WebFeedback(FeedbackIn):
     sender: SenderId
-    message_id: int
+    message_id: Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+def _file(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {media_type: {"schema": {"type": "string"}}}}}
 
 
 class WebChannel:
@@ -65,11 +70,11 @@ class WebChannel:
             page = (STATIC / "chat.html").read_text()
             return HTMLResponse(page.replace("{{config}}", self.options.model_dump_json().replace("<", "\\u003c")))
 
-        @router.get("/widget.js")
+        @router.get("/widget.js", response_class=FileResponse, responses=_file("text/javascript"))
         async def widget_js() -> FileResponse:
             return FileResponse(STATIC / "widget.js", media_type="text/javascript")
 
-        @router.get("/widget.css")
+        @router.get("/widget.css", response_class=FileResponse, responses=_file("text/css"))
         async def widget_css() -> FileResponse:
             return FileResponse(STATIC / "widget.css", media_type="text/css")
 
@@ -83,7 +88,11 @@ class WebChannel:
         async def history(sender: Annotated[str, Query(pattern=SENDER_ID)]) -> list[HistoryItem]:
             return await turns.history(self.name, sender, self.options.history_limit)
 
-        @router.post("/webhooks/web/feedback", status_code=201)
+        @router.post("/webhooks/web/feedback", status_code=201, responses={
+            404: {"description": "no such reply in this conversation"},
+            409: {"description": "the message is not a bot reply"},
+            429: {"description": "this conversation gave as much feedback as is taken in a day"},
+        })  # fmt: skip
         async def give_feedback(body: WebFeedback) -> dict[str, Any]:
             feedback_id = await turns.rate(body.message_id, body.rating, body.correction, (self.name, body.sender))
             return {"id": feedback_id, "message_id": body.message_id, "rating": body.rating}

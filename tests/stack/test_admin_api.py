@@ -25,7 +25,7 @@ def test_feedback_is_stored_on_bot_replies_only(stack: Stack) -> None:
     assert rows == [{"rating": "down", "correction": "Cats rule. Meow."}]
 
     wrong_kind = stack.admin(f"/messages/{user_id}/feedback", {"rating": "up"})
-    assert wrong_kind.status_code == 422 and "user message" in wrong_kind.json()["detail"]
+    assert wrong_kind.status_code == 409 and "user message" in wrong_kind.json()["detail"]
     missing = stack.admin("/messages/987654321/feedback", {"rating": "up"})
     assert missing.status_code == 404 and "987654321" in missing.json()["detail"]
     for body in ({}, {"rating": "meh"}, {"correction": "   "}):
@@ -53,7 +53,7 @@ def test_labels_are_stored_on_user_messages_with_entity_offsets(stack: Stack) ->
     not_there = stack.admin(
         f"/messages/{user_id}/label", {"intent": "greet", "entities": [{"entity": "city", "value": "Oslo"}]}
     )
-    assert not_there.status_code == 422 and "does not occur" in not_there.json()["detail"]
+    assert not_there.status_code == 409 and "does not occur" in not_there.json()["detail"]
     assert stack.rows("SELECT intent FROM labels WHERE message_id = ?", user_id) == [{"intent": "order_status"}]
 
 

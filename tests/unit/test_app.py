@@ -300,7 +300,7 @@ async def test_admin_api_needs_its_token_and_checks_messages(running: App) -> No
     )
     assert given.status_code == 201
     on_user = await running.http.post(f"/api/messages/{user['id']}/feedback", json={"rating": "up"}, headers=ADMIN)
-    assert on_user.status_code == 422 and "user message" in on_user.text
+    assert on_user.status_code == 409 and "user message" in on_user.text
     missing = await running.http.post("/api/messages/999999/feedback", json={"rating": "up"}, headers=ADMIN)
     assert missing.status_code == 404
     label = await running.http.post(

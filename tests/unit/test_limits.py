@@ -146,12 +146,12 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 BAD_BODIES = {
     "lone surrogate": (b'{"sender": "s", "message": "hi \\ud800 there"}', 422, "unicode"),
     "NUL character": (b'{"sender": "s", "message": "hi \\u0000"}', 422, "NUL"),
-    "invalid UTF-8": (b'{"sender": "s", "message": "hi \xff\xfe"}', 400, "parsing the body"),
+    "invalid UTF-8": (b'{"sender": "s", "message": "hi \xff\xfe"}', 422, "not valid JSON"),
     "not JSON": (b"sender=s&message=hi", 422, "JSON"),
     "deep JSON": (
         b'{"sender": "s", "message": "hi", "metadata": ' + b"[" * 20000 + b"]" * 20000 + b"}",
-        400,
-        "parsing the body",
+        422,
+        "not valid JSON",
     ),
     "deep metadata": (b'{"sender": "s", "message": "hi", "metadata": {"a": [[[[[[[[[1]]]]]]]]]}}', 422, "nested"),
     "big metadata": (
