@@ -46,7 +46,7 @@ def test_labels_are_stored_on_user_messages_with_entity_offsets(stack: Stack) ->
     assert again.status_code == 201 and again.json()["id"] == created.json()["id"]
     assert stack.rows("SELECT intent FROM labels WHERE message_id = ?", user_id) == [{"intent": "order_status"}]
 
-    assert stack.admin(f"/messages/{bot_id}/label", {"intent": "greet"}).status_code == 422
+    assert stack.admin(f"/messages/{bot_id}/label", {"intent": "greet"}).status_code == 409
     assert stack.admin("/messages/987654321/label", {"intent": "greet"}).status_code == 404
     bad_name = stack.admin(f"/messages/{user_id}/label", {"intent": "two words"})
     assert bad_name.status_code == 422 and "intent" in bad_name.json()["message"]

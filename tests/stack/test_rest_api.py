@@ -43,7 +43,7 @@ def test_over_long_message_gets_413_and_is_not_stored(stack: Stack, endpoint: st
         f"{stack.url}/webhooks/rest/{endpoint}", json={"sender": f"long-{endpoint}", "message": "a" * 4097}
     )
     assert response.status_code == 413
-    assert response.json()["detail"] == "message is 4097 characters long; the limit is 4096"
+    assert response.json()["message"] == "message is 4097 characters long; the limit is 4096"
     assert count(stack, f"long-{endpoint}") == 0
 
 
