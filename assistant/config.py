@@ -307,6 +307,9 @@ class LimitsSettings(BaseModel):
     per_sender: str = Field("30/minute", description="turns one sender may start (limits' notation; '' = none)")
     per_address: str = Field("120/minute", description="turns one client address may start ('' = none)")
     max_streams: int = Field(256, ge=1, description="Server-Sent Event streams open at once")
+    max_background_turns: int = Field(
+        512, ge=1, description="out-of-band turns answered at once; later ones wait, stored, for the recovery loop"
+    )
 
 
 class DatabaseSettings(BaseModel):

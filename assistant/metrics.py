@@ -38,4 +38,6 @@ WAIT_SECONDS = Histogram(
     "assistant_backend_wait_seconds", "Time a turn waited in line before its call to a backend started", ["backend"],
     buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )  # fmt: skip
-REFUSED = Counter("assistant_refused_total", "Requests refused at the edge", ["why"])  # overloaded | rate_limited
+REFUSED = Counter(
+    "assistant_refused_total", "Requests refused at the edge, or turns deferred to recovery", ["why"]
+)  # overloaded | rate_limited | deferred (an out-of-band turn past limits.max_background_turns)

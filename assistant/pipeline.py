@@ -197,6 +197,11 @@ class TurnPipeline:
 
         if turn.message_id in self._answering:
             return
+        if len(self._answering) >= self.settings.limits.max_background_turns:
+            # stored already: the delivery worker's recovery answers it once the running ones are done
+            log.info("%d background turns running: message %s waits", len(self._answering), turn.message_id)
+            metrics.REFUSED.labels("deferred").inc()
+            return
         task = asyncio.create_task(answer())
         self._answering[turn.message_id] = task
         task.add_done_callback(lambda _: self._answering.pop(turn.message_id, None))

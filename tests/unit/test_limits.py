@@ -335,3 +335,29 @@ def test_up_generates_the_servers_secrets_once_and_every_command_reads_them(
     assert again.rasa.token == token  # not regenerated
     external = Settings(data_dir=tmp_path, rasa={"managed": False})
     assert external.rasa.token is None  # a server `up` does not start keeps its own settings
+
+
+async def test_out_of_band_turns_past_the_cap_wait_stored_for_recovery(tmp_path: Path) -> None:
+    from assistant.delivery import DeliveryWorker
+
+    settings = settings_for(tmp_path, limits={"max_background_turns": 1}, delivery={"recover_after_s": 0})
+    async with start(settings) as app:
+        app.llm.script.hang = True
+        for n in range(3):
+            raw = json.dumps({"sender": f"svc{n}", "message": "how are you"}).encode()
+            headers = signed_headers("unit-callback-signing-secret", raw)
+            assert (await app.http.post("/webhooks/callback/webhook", content=raw, headers=headers)).status_code == 200
+        pipeline = app.app.state.pipeline
+        assert len(pipeline._answering) == 1 and count(app) == 3  # every message stored, one answered at a time
+        app.llm.script.hang = False
+        for task in list(pipeline._answering.values()):
+            task.cancel()
+        await asyncio.sleep(0.05)
+        worker = DeliveryWorker(settings, app.app.state.store, pipeline, {}, asyncio.Event())
+        worker.channels = {"callback": object()}  # what recovery looks for; nothing is delivered here
+        for _ in range(3):
+            await worker.recover()
+            while pipeline._answering:
+                await asyncio.sleep(0.01)
+        replies = app.rows("SELECT count(*) AS n FROM messages WHERE role = 'bot'")[0]["n"]
+        assert replies == 3
