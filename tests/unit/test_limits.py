@@ -357,7 +357,6 @@ async def test_out_of_band_turns_past_the_cap_wait_stored_for_recovery(tmp_path:
         worker.channels = {"callback": object()}  # what recovery looks for; nothing is delivered here
         for _ in range(3):
             await worker.recover()
-            while pipeline._answering:
-                await asyncio.sleep(0.01)
+            await asyncio.gather(*pipeline._answering.values())
         replies = app.rows("SELECT count(*) AS n FROM messages WHERE role = 'bot'")[0]["n"]
         assert replies == 3
