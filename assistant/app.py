@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -287,6 +287,7 @@ def create_app(
 
     app = FastAPI(
         title="assistant", version=__version__, lifespan=lifespan, max_body_size=settings.limits.max_body_bytes,
+        **({} if settings.public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
         responses={422: {"model": ErrorBody, "description": "the request is not valid (the reason is in `message`)"}},
     )  # fmt: skip
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -352,7 +353,14 @@ def create_app(
             },
         }
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    metrics_guard = [] if settings.public_metrics else [Depends(api.require_admin)]
+    if not settings.public_docs:  # the schema for the admin token only; no browsable docs
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(api.require_admin)])
+        async def openapi_schema() -> dict[str, Any]:
+            return app.openapi()
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=metrics_guard)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

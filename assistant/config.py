@@ -363,6 +363,8 @@ class Settings(BaseSettings):
         None, description="turns older than this are deleted (and the files quoting them scrubbed); None: kept"
     )
     retention_check_s: float = Field(3600.0, description="how often retention runs")
+    public_metrics: bool = Field(True, description="false: /metrics needs the admin token (or a scraper behind it)")
+    public_docs: bool = Field(True, description="false: /docs, /redoc and /openapi.json need the admin token")
     dev_mode: bool = Field(
         False, description="allow placeholder and short secrets (never in production: the app refuses to start)"
     )

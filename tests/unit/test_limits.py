@@ -360,3 +360,15 @@ async def test_out_of_band_turns_past_the_cap_wait_stored_for_recovery(tmp_path:
             await asyncio.gather(*pipeline._answering.values())
         replies = app.rows("SELECT count(*) AS n FROM messages WHERE role = 'bot'")[0]["n"]
         assert replies == 3
+
+
+async def test_metrics_and_docs_can_be_kept_for_the_admin_token(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, public_metrics=False, public_docs=False)
+    async with start(settings) as app:
+        for path in ("/metrics", "/openapi.json"):
+            assert (await app.http.get(path)).status_code == 401, path
+            assert (await app.http.get(path, headers=ADMIN)).status_code == 200, path
+        assert (await app.http.get("/docs")).status_code == 404
+    async with start(settings_for(tmp_path)) as app:  # the default: public
+        assert (await app.http.get("/metrics")).status_code == 200
+        assert (await app.http.get("/docs")).status_code == 200
