@@ -33,6 +33,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistant.config import Settings
 from assistant.services import free_port
+from plugins.channels.callback import signed_headers
 from tests.standins import CallbackReceiver, LoopbackServer, SlackAPI, TelegramAPI
 
 console = Console()
@@ -53,6 +54,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+CALLBACK_SECRET = "bench-callback-signing-secret"
+
+
+def callback_request(text: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"sender": "bench", "message": text}).encode()
+    return body, {"Content-Type": "application/json", **signed_headers(CALLBACK_SECRET, body)}
+
+
 def start_app(slack: SlackAPI, telegram: TelegramAPI, receiver: CallbackReceiver, data_dir: Path) -> tuple[str, Any]:
     port = free_port()
     env = {
@@ -67,7 +76,7 @@ def start_app(slack: SlackAPI, telegram: TelegramAPI, receiver: CallbackReceiver
         "ASSISTANT_CHANNEL__TELEGRAM__SECRET_TOKEN": TELEGRAM_SECRET,
         "ASSISTANT_CHANNEL__TELEGRAM__API_URL": f"{telegram.url}/bot",
         "ASSISTANT_CHANNEL__CALLBACK__URL": f"{receiver.url}/replies",
-        "ASSISTANT_CHANNEL__CALLBACK__SECRET": "bench",
+        "ASSISTANT_CHANNEL__CALLBACK__SECRET": CALLBACK_SECRET,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "assistant", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -159,12 +168,7 @@ def measure(
                 http, f"{url}/webhooks/telegram/webhook", *telegram_request(t, 10_000 + i), telegram, "/sendMessage"
             ),
             "callback": lambda i, t: timed_out_of_band(
-                http,
-                f"{url}/webhooks/callback/webhook",
-                json.dumps({"sender": "bench", "message": t}).encode(),
-                {},
-                receiver,
-                "/replies",
+                http, f"{url}/webhooks/callback/webhook", *callback_request(t), receiver, "/replies"
             ),
         }
         for text in INTENT_MESSAGES:  # warm-up
