@@ -42,7 +42,7 @@ from assistant.contracts import (
     MessageNotFound,
     NothingToReview,
     Overloaded,
-    RateLimited,
+    Refused,
     ServingState,
     WrongMessageKind,
 )
@@ -157,7 +157,7 @@ async def _too_much(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     """Overloaded (503) or RateLimited (429): nothing was stored; Retry-After says when to send it again."""
-    assert isinstance(exc, Overloaded | RateLimited)
+    assert isinstance(exc, Refused)
     status = 503 if isinstance(exc, Overloaded) else 429
     headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse({"error": "refused", "message": str(exc)}, status_code=status, headers=headers)
@@ -292,8 +292,7 @@ def create_app(
     )  # fmt: skip
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Overloaded, _refused)
-    app.add_exception_handler(RateLimited, _refused)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(InvalidInput, _invalid)
     app.add_exception_handler(MessageNotFound, _not_found)
     app.add_exception_handler(WrongMessageKind, _conflict)  # the id exists, but is not what this needs

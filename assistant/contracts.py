@@ -437,13 +437,17 @@ class NothingToReview(AssistantError, LookupError):
     """The message has no feedback waiting for review (HTTP 409)."""
 
 
-class Overloaded(AssistantError):
-    """Too many turns are waiting for a backend: a synchronous turn is refused before its message is stored
-    (HTTP 503 with ``Retry-After``); ``retry_after_s``: when trying again is likely to work."""
+class Refused(AssistantError):
+    """A synchronous turn refused before its message is stored; ``retry_after_s``: when trying again is likely
+    to work (the ``Retry-After`` header)."""
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Overloaded(Refused):
+    """Too many turns are waiting for a backend (HTTP 503)."""
 
 
 class InvalidInput(AssistantError, ValueError):
@@ -455,12 +459,8 @@ class InvalidInput(AssistantError, ValueError):
         self.status = status
 
 
-class RateLimited(AssistantError):
-    """One sender or client address sent more than its share (HTTP 429 with ``Retry-After``)."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+class RateLimited(Refused):
+    """One sender or client address sent more than its share (HTTP 429)."""
 
 
 class WrongMessageKind(AssistantError, ValueError):
