@@ -1,5 +1,6 @@
 """REST channel, compatible with Rasa's: ``POST /webhooks/rest/webhook`` with
-``{"sender", "message", "metadata"?}`` answers ``[{"recipient_id", "text"}]``.
+``{"sender", "message", "metadata"?}`` answers ``[{"recipient_id", "text"}]``; with ``?stream=true`` (what
+Rasa's console client sends in stream mode) the same messages come one JSON object per line.
 
 ``POST /webhooks/rest/stream`` takes the same body and answers with Server-Sent Events:
 ``token`` events (``{"text": piece}``) while the LLM writes, then one ``message`` event with the whole
@@ -142,6 +143,12 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+LINES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+          "description": "the messages; with `?stream=true` one JSON message per line"},
+}  # fmt: skip
+
+
 class RestChannel:
     name = "rest"
 
@@ -149,6 +156,12 @@ class RestChannel:
         self.max_chars = settings.max_message_chars
         self.limits = settings.limits
         self.streams = Streams(settings.limits)
+
+    @staticmethod
+    async def _lines(turns: Turns, message: IncomingMessage) -> AsyncIterator[bytes]:
+        reply = await turns.respond(message)
+        for item in rasa_messages(message.sender, reply):
+            yield (json.dumps(item) + "\n").encode()
 
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/rest", tags=["rest"], route_class=JSONWhateverItsType)
@@ -161,9 +174,14 @@ class RestChannel:
         async def alive() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.post("/webhook", response_model=list[BotMessage], responses=REFUSALS)
-        async def webhook(body: RestMessage, request: Request) -> JSONResponse:
-            reply = await turns.respond(await accept(body, request))
+        @router.post("/webhook", response_model=list[BotMessage], responses={**REFUSALS, **LINES})
+        async def webhook(body: RestMessage, request: Request, stream: bool = False) -> Response:
+            """Rasa's REST webhook; ``?stream=true`` (Rasa's console client in stream mode) answers with one
+            JSON message per line instead of the list."""
+            message = await accept(body, request)
+            if stream:
+                return StreamingResponse(self._lines(turns, message), media_type="text/event-stream")
+            reply = await turns.respond(message)
             # A Response passes through as is: no second validation of what we just built (hot path).
             return JSONResponse(rasa_messages(body.sender, reply))
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
+from assistant.config import Settings
 from tests.conftest import Stack
 
 
@@ -62,3 +66,30 @@ def test_rasa_rest_contract(stack: Stack) -> None:
     assert response.headers["content-type"] == "application/json"
     assert response.json() == [{"recipient_id": "rasa-client", "text": "Goodbye, have a lovely day!"}]
     assert stack.http.get(f"{stack.url}/webhooks/rest/").json() == {"status": "ok"}
+
+
+CONSOLE = """
+import asyncio, json, sys
+from rasa.core.channels.console import _send_message_receive_stream
+
+async def main():
+    async for message in _send_message_receive_stream(sys.argv[1], "no-token", "rasa-console", sys.argv[2]):
+        print(json.dumps(message))
+
+asyncio.run(main())
+"""
+
+
+def test_rasa_console_client_in_stream_mode_gets_one_message_per_line(stack: Stack) -> None:
+    """Rasa's own console client (what `rasa shell` uses), from the Rasa environment, in stream mode."""
+    rasa_env = Settings().rasa.python_env
+    assert rasa_env is not None, "run scripts/setup.sh first"
+    rasa_python = rasa_env / "bin" / "python"
+    for text, expected in (("goodbye", "Goodbye, have a lovely day!"), ("how are you", None)):
+        result = subprocess.run(
+            [str(rasa_python), "-c", CONSOLE, stack.url, text], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        messages = [json.loads(line) for line in result.stdout.splitlines()]
+        assert messages and all(m["recipient_id"] == "rasa-console" for m in messages)
+        assert messages[0]["text"].strip() and (expected is None or messages[0]["text"] == expected)

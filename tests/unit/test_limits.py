@@ -372,3 +372,14 @@ async def test_metrics_and_docs_can_be_kept_for_the_admin_token(tmp_path: Path) 
     async with start(settings_for(tmp_path)) as app:  # the default: public
         assert (await app.http.get("/metrics")).status_code == 200
         assert (await app.http.get("/docs")).status_code == 200
+
+
+async def test_rasa_stream_mode_answers_one_message_per_line(app: App) -> None:
+    """Rasa's console client (`rasa shell` in stream mode) posts to the webhook with ``?stream=true&token=``
+    and reads one JSON message per line."""
+    response = await app.http.post(f"{WEBHOOK}?stream=true&token=x", json={"sender": "console", "message": "hello"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    lines = [json.loads(line) for line in response.text.splitlines() if line]
+    assert lines and all(m["recipient_id"] == "console" for m in lines) and "text" in lines[0]
+    plain = await app.http.post(WEBHOOK, json={"sender": "console", "message": "hello"})
+    assert plain.json() == lines
