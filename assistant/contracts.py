@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -389,6 +389,33 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class RichResponse:
+    """What a templated response has beyond its text, in Rasa's response fields: ``buttons`` (``{"title",
+    "payload"}``; a payload like ``/intent{"entity": "value"}`` is taken without the NLU), an ``image`` URL, an
+    ``attachment`` and a ``custom`` payload. Channels render each in their own way."""
+
+    buttons: list[dict[str, Any]] = field(default_factory=list)
+    image: str | None = None
+    attachment: Any = None
+    custom: dict[str, Any] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.buttons or self.image or self.attachment or self.custom)
+
+    def stored(self) -> dict[str, Any]:
+        """As kept on the reply's row (``metadata.response``)."""
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @classmethod
+    def from_stored(cls, value: dict[str, Any] | None) -> RichResponse | None:
+        if not value:
+            return None
+        known = {k: value[k] for k in ("buttons", "image", "attachment", "custom") if k in value}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class BotReply:
     """The stored reply, as channels see it."""
 
@@ -402,6 +429,7 @@ class BotReply:
     model: str | None
     latency_ms: float
     citations: list[Citation] = field(default_factory=list)
+    rich: RichResponse | None = None  # a templated response's buttons, image, attachment, custom payload
 
 
 @dataclass(frozen=True)
@@ -415,6 +443,7 @@ class HistoryItem:
     rating: str | None
     at: str  # ISO 8601
     citations: list[Citation] = field(default_factory=list)  # a reply from the knowledge base: its sources
+    rich: RichResponse | None = None  # a templated response's buttons and image, shown again
 
 
 class DuplicateMessage(AssistantError):
@@ -536,6 +565,7 @@ class Outgoing:
     attempt: int
     state: dict[str, Any]
     citations: list[Citation] = field(default_factory=list)  # the sources of a reply from the knowledge base
+    rich: RichResponse | None = None  # a templated response's buttons, image, attachment, custom payload
 
 
 @runtime_checkable

@@ -1,48 +1,133 @@
-"""The bot's own words: templated responses (Rasa's ``responses:`` format) and the LLM persona.
+"""The bot's own words: templated responses (Rasa 3's ``responses:`` format) and the LLM persona.
 
-Files in the bot directory: ``domain.yml`` (``responses: {utter_<intent>: [{text: ...}, ...]}``) and
-``persona.md`` (the LLM's system prompt).
+Files in the bot directory: ``domain.yml`` (``responses: {utter_<intent>: [{text, buttons?, image?,
+attachment?, custom?, condition?, channel?}, ...]}``) and ``persona.md`` (the LLM's system prompt).
+
+A response is chosen as Rasa chooses among its variations: those made for this channel (``channel:``) and
+whose ``condition`` (slot values) holds come first, then this channel's unconditional ones, then conditional
+ones for any channel, then the rest. Among those, the first whose ``{placeholders}`` are all filled is used
+(so "Order {order_id} ..." wins over "Which order?" once the order number is known; Rasa picks at random), and
+slot values are put in its text, buttons, image, attachment and custom payload.
 """
 
 from __future__ import annotations
 
-import string
+import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-_formatter = string.Formatter()
+from assistant.contracts import RichResponse
+
+# a slot's name in braces; JSON in a payload (`/intent{"entity": "value"}`) is not one
+PLACEHOLDER = re.compile(r"{([A-Za-z_][\w-]*)}")
 
 
 def _placeholders(template: str) -> set[str]:
-    return {field for _, field, _, _ in _formatter.parse(template) if field}
+    return set(PLACEHOLDER.findall(template))
+
+
+def _interpolate(value: Any, slots: dict[str, Any]) -> Any:
+    """``{slot}`` replaced in every string of a response (unknown names are left as they are)."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: str(slots[m.group(1)]) if m.group(1) in slots else m.group(0), value)
+    if isinstance(value, list):
+        return [_interpolate(item, slots) for item in value]
+    if isinstance(value, dict):
+        return {key: _interpolate(item, slots) for key, item in value.items()}
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return []
+
+
+def _condition_holds(variant: dict[str, Any], slots: dict[str, Any]) -> bool:
+    """Rasa's rule: every ``{type: slot, name, value}`` matches (strings compared without case)."""
+    for constraint in variant.get("condition") or []:
+        wanted, actual = constraint.get("value"), slots.get(constraint.get("name"))
+        if isinstance(wanted, str) and isinstance(actual, str):
+            if wanted.casefold() != actual.casefold():
+                return False
+        elif wanted != actual:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A response made for one turn: its text (what is stored and shown everywhere) and the rest."""
+
+    text: str
+    rich: RichResponse | None
 
 
 @dataclass(frozen=True)
 class Domain:
-    responses: dict[str, list[str]]
+    responses: dict[str, list[dict[str, Any]]]
     persona: str
 
     @classmethod
     def load(cls, bot_dir: Path) -> Domain:
         data = yaml.safe_load((bot_dir / "domain.yml").read_text()) or {}
         responses = {
-            name: [variant["text"] for variant in variants if "text" in variant]
+            name: [variant for variant in variants or [] if isinstance(variant, dict)]
             for name, variants in (data.get("responses") or {}).items()
         }
         persona_file = bot_dir / "persona.md"
         persona = persona_file.read_text().strip() if persona_file.exists() else ""
         return cls(responses, persona)
 
-    def render(self, name: str, slots: dict[str, Any]) -> str | None:
-        """The first variant of response ``name`` whose placeholders are all filled by ``slots``.
+    def variations(self, name: str, slots: dict[str, Any], channel: str | None) -> list[dict[str, Any]]:
+        """The variations Rasa would choose from, in its order of preference."""
+        variants = self.responses.get(name, [])
+        conditional = [v for v in variants if v.get("condition") and _condition_holds(v, slots)]
+        default = [v for v in variants if not v.get("condition")]
+        for group in (
+            [v for v in conditional if v.get("channel") == channel],
+            [v for v in default if v.get("channel") == channel],
+            [v for v in conditional if not v.get("channel")],
+            [v for v in default if not v.get("channel")],
+        ):
+            if group:
+                return group
+        return []
 
-        Variants are ordered most specific first, so "Order {order_id} ..." wins over "Which order?"
-        once the order number is known. None if there is no such response.
-        """
-        for template in self.responses.get(name, []):
-            if _placeholders(template) <= {k for k, v in slots.items() if v not in (None, "")}:
-                return template.format(**slots)
+    def response(self, name: str, slots: dict[str, Any], channel: str | None = None) -> Rendered | None:
+        """Response ``name`` for these slots on ``channel``; None if the bot has no such response."""
+        filled = {k: v for k, v in slots.items() if v not in (None, "")}
+        candidates = self.variations(name, slots, channel)
+        for variant in candidates:
+            wanted = set().union(*(_placeholders(s) for s in _strings(_content(variant))))
+            if wanted <= set(filled):
+                return _rendered(variant, filled)
         return None
+
+    def render(self, name: str, slots: dict[str, Any], channel: str | None = None) -> str | None:
+        """The text of :meth:`response` (None if there is no response whose placeholders are all known)."""
+        rendered = self.response(name, slots, channel)
+        return rendered.text if rendered else None
+
+
+def _content(variant: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in variant.items() if k in ("text", "buttons", "image", "attachment", "custom")}
+
+
+def _rendered(variant: dict[str, Any], slots: dict[str, Any]) -> Rendered:
+    content = _interpolate(copy.deepcopy(_content(variant)), slots)
+    rich = RichResponse(
+        buttons=[b for b in content.get("buttons") or [] if isinstance(b, dict)],
+        image=content.get("image"),
+        attachment=content.get("attachment"),
+        custom=content.get("custom"),
+    )
+    return Rendered(str(content.get("text") or ""), None if rich.empty else rich)

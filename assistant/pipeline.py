@@ -45,6 +45,7 @@ from assistant.contracts import (
     Passage,
     Reason,
     Retrieval,
+    RichResponse,
     Role,
     Route,
     ServingState,
@@ -54,7 +55,7 @@ from assistant.domain import Domain
 from assistant.guards import ReplyGuard
 from assistant.llm_reply import Prompt, Record, ReplyWriter
 from assistant.retrieval import HybridRetriever as Retriever
-from assistant.router import Decision, Router
+from assistant.router import Decision, Router, payload_parse
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class _Draft:
     done: bool = False
     retrieval: Retrieval | None = None  # open questions: what the knowledge base gave
     checked: grounding.Checked | None = None  # grounded answers: what the passages support
+    rich: RichResponse | None = None  # templated responses: buttons, image, attachment, custom payload
 
 
 _DONE = object()
@@ -295,8 +297,10 @@ class TurnPipeline:
         parse: ParseResult | None = None
         nlu_error = None
         try:
-            async with self.admission.nlu.slot():  # waiting in line is not the NLU's timeout: busy is not down
-                parse = await self.nlu.parse(message.text)
+            parse = payload_parse(message.text)  # a button's `/intent{...}`: no NLU, as in Rasa
+            if parse is None:
+                async with self.admission.nlu.slot():  # waiting in line is not the NLU's timeout: busy is not down
+                    parse = await self.nlu.parse(message.text)
         except BackendUnavailable as exc:
             nlu_error = str(exc)
             log.warning("NLU unavailable, routing to the LLM: %s", exc)
@@ -332,12 +336,12 @@ class TurnPipeline:
             draft.text, draft.answered_by = result.text, f"action_{intent}"
             draft.slots.update(result.slots)
             return
-        text = self.domain.render(f"utter_{intent}", draft.slots)
-        if text is None:  # no response written for this intent: let the LLM answer
+        rendered = self.domain.response(f"utter_{intent}", draft.slots, message.channel)
+        if rendered is None:  # no response written for this intent: let the LLM answer
             draft.decision = Decision(Route.LLM, Reason.NO_RESPONSE, intent)
             draft.reason = Reason.NO_RESPONSE
         else:
-            draft.text, draft.answered_by = text, f"utter_{intent}"
+            draft.text, draft.rich, draft.answered_by = rendered.text, rendered.rich, f"utter_{intent}"
 
     def _open_question(self, draft: _Draft) -> bool:
         """An LLM-routed message that is not small talk: the knowledge base is asked first."""
@@ -484,6 +488,7 @@ class TurnPipeline:
             error=draft.error,
             generation=asdict(draft.generation) if draft.generation else None,
             retrieval=_retrieval_record(draft),
+            rich=draft.rich,
         )
         changed_slots = draft.slots if draft.slots != turn.slots else None
         message_id = await self.store.finish_turn(turn, understanding, reply, changed_slots, deliver_via)
@@ -501,6 +506,7 @@ class TurnPipeline:
             model=draft.answered_by,
             latency_ms=latency_ms,
             citations=draft.checked.citations if draft.checked and draft.reason in grounding.ANSWERED else [],
+            rich=draft.rich,
         )
 
 

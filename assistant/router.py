@@ -5,10 +5,12 @@ Pure and synchronous, so its thresholds are easy to test and to tune.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from assistant.config import RouterSettings
-from assistant.contracts import ParseResult, Reason, Route
+from assistant.contracts import IntentScore, ParseResult, Reason, Route
 
 EPSILON = 1e-9  # so a margin met exactly (0.7 - 0.5 vs 0.2) is not lost to float rounding
 
@@ -50,3 +52,29 @@ class Router:
         if top.confidence - runner_up < self.margin - EPSILON:
             return Decision(Route.LLM, Reason.AMBIGUOUS, top.name)
         return Decision(Route.INTENT, Reason.CONFIDENT, top.name)
+
+
+# Rasa's button payloads: `/intent`, `/intent@0.9`, `/intent{"entity": "value"}` (its RegexMessageHandler)
+PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z0-9_.\-/]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?$", re.DOTALL)
+
+
+def payload_parse(text: str) -> ParseResult | None:
+    """The parse a button's payload stands for (None if the text is not one): taken as said, without the NLU,
+    as Rasa takes it. Entities are ``{"name": value}`` or ``{"name": [values]}``."""
+    match = PAYLOAD.match(text.strip())
+    if match is None:
+        return None
+    try:
+        confidence = min(1.0, float(match["confidence"])) if match["confidence"] else 1.0
+        given = json.loads(match["entities"]) if match["entities"] else {}
+    except ValueError:
+        return None
+    if not isinstance(given, dict):
+        return None
+    entities = [
+        {"entity": str(name), "value": value}
+        for name, values in given.items()
+        for value in (values if isinstance(values, list) else [values])
+    ]
+    intent = IntentScore(match["intent"], confidence)
+    return ParseResult(intent=intent, ranking=[intent], entities=entities, model="payload")

@@ -18,6 +18,7 @@ from assistant.contracts import (
     MessageNotFound,
     NothingToReview,
     ReviewStatus,
+    RichResponse,
     Role,
     Route,
     WrongMessageKind,
@@ -212,6 +213,7 @@ def history_query(channel: str, sender_id: str, limit: int) -> Select[Any]:
             messages.c.route,
             messages.c.created_at,
             messages.c.retrieval,
+            messages.c["metadata"].label("metadata"),
             rating.label("rating"),
         )
         .join(conversations, conversations.c.id == messages.c.conversation_id)
@@ -225,7 +227,16 @@ def conversation_messages(conn: Connection, channel: str, sender_id: str, limit:
     """The last ``limit`` messages of a conversation, oldest first, each bot reply with its latest rating."""
     rows = conn.execute(history_query(channel, sender_id, limit)).all()
     return [
-        HistoryItem(r.id, Role(r.role), r.text, r.route, r.rating, r.created_at.isoformat(), _citations(r.retrieval))
+        HistoryItem(
+            r.id,
+            Role(r.role),
+            r.text,
+            r.route,
+            r.rating,
+            r.created_at.isoformat(),
+            _citations(r.retrieval),
+            RichResponse.from_stored((r.metadata or {}).get("response")) if r.role == Role.BOT else None,
+        )
         for r in reversed(rows)
     ]
 

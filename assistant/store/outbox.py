@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from assistant.contracts import Citation, Outgoing, Role
+from assistant.contracts import Citation, Outgoing, RichResponse, Role
 from assistant.store.tables import Conversation, Message, Outbox, utcnow
 
 outbox, messages, conversations = Outbox.__table__, Message.__table__, Conversation.__table__
@@ -104,6 +104,7 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
             outbox.c.attempts.label("attempt"),
             outbox.c.state,
             messages.c.retrieval,
+            messages.c["metadata"].label("reply_metadata"),
         )
         .join(messages, messages.c.id == outbox.c.message_id)
         .join(user, user.id == messages.c.reply_to_id)
@@ -118,6 +119,7 @@ def claim(conn: Connection, lease_s: float, limit: int = 20) -> list[Pending]:
         row_id = fields.pop("id")
         retrieval = fields.pop("retrieval") or {}
         fields["citations"] = [Citation(**c) for c in retrieval.get("citations", [])]
+        fields["rich"] = RichResponse.from_stored((fields.pop("reply_metadata") or {}).get("response"))
         pending.append(Pending(row_id, Outgoing(**fields)))
     return pending
 

@@ -29,6 +29,7 @@ from assistant.contracts import (
     DuplicateMessage,
     IntentScore,
     Reason,
+    RichResponse,
     Role,
     Route,
 )
@@ -98,10 +99,13 @@ class ReplyRecord:
     error: str | None = None
     generation: dict[str, Any] | None = None  # LLM replies: settings and guards (assistant.llm_reply.Record)
     retrieval: dict[str, Any] | None = None  # open questions: kb version, passages, citations, support
+    rich: RichResponse | None = None  # templated responses: buttons, image, ... (the row's metadata.response)
 
     def row(self) -> dict[str, Any]:
         prompt = [{"role": m.role, "content": m.content} for m in self.prompt] if self.prompt is not None else None
-        return {**self.__dict__, "prompt": prompt}
+        fields = {k: v for k, v in self.__dict__.items() if k != "rich"}
+        metadata = {"response": self.rich.stored()} if self.rich else None
+        return {**fields, "prompt": prompt, "metadata": metadata}
 
 
 def _sqlite_pragmas(db: DatabaseSettings, foreign_keys: bool) -> Callable[[Any, Any], None]:

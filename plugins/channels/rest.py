@@ -68,14 +68,32 @@ class RestMessage(BaseModel):
 
 
 class BotMessage(BaseModel):
+    """One of Rasa's REST output messages."""
+
     recipient_id: str
     text: str | None = None
-    custom: dict[str, Any] | None = Field(None, description="the reply's citations, when it has any")
+    buttons: list[dict[str, Any]] | None = Field(None, description="[{title, payload}]: send a payload back as text")
+    image: str | None = None
+    attachment: Any = None
+    custom: dict[str, Any] | None = Field(None, description="a response's custom payload, or the reply's citations")
 
 
 def rasa_messages(recipient: str, reply: BotReply) -> list[dict[str, Any]]:
-    """A reply in Rasa's REST output form: its text, then its citations as a custom payload (if any)."""
-    messages: list[dict[str, Any]] = [{"recipient_id": recipient, "text": reply.text}]
+    """A reply as Rasa's REST channel sends it (its ``send_response`` and ``CollectingOutputChannel``): the text
+    with its buttons, or the text split at blank lines into messages; then the custom payload, the image and
+    the attachment as messages of their own; then the citations, as a custom payload."""
+    rich = reply.rich
+    messages: list[dict[str, Any]] = []
+    if rich and rich.buttons:
+        messages.append({"recipient_id": recipient, "text": reply.text, "buttons": rich.buttons})
+    elif reply.text.strip():
+        messages += [{"recipient_id": recipient, "text": part} for part in reply.text.strip().split("\n\n")]
+    if rich:
+        messages += [
+            {"recipient_id": recipient, key: value}
+            for key, value in (("custom", rich.custom), ("image", rich.image), ("attachment", rich.attachment))
+            if value
+        ]
     if reply.citations:
         messages.append({"recipient_id": recipient, "custom": {"citations": [asdict(c) for c in reply.citations]}})
     return messages

@@ -9,6 +9,9 @@
   in the same thread with ``chat.postMessage`` from the outbox (retried until Slack takes it).
 * Slack's retries carry the same ``event_id``: it is stored with the message, so a retry is acknowledged
   and not answered again. Messages from bots (this one included) and edits are ignored.
+* A response's buttons are an ``actions`` block and its image an ``image`` block. With the same URL as the
+  app's Interactivity Request URL, a click (``block_actions``, form-encoded ``payload``) is the user's message:
+  the button's payload (``/intent{...}``), answered in the thread it was clicked in.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, SecretStr
@@ -76,6 +80,11 @@ class SlackChannel:
             body = await request.body()
             if not self._signed(body, request):
                 raise HTTPException(401, "invalid or expired Slack signature")
+            if body.startswith(b"payload="):  # interactivity: a button was clicked
+                message = self._click(body)
+                if message is not None and await accept_and_answer_later(turns, message, self.settings) is None:
+                    return {"ok": True, "duplicate": True}
+                return {"ok": True}
             try:
                 payload = json.loads(body)
             except ValueError as exc:
@@ -94,6 +103,30 @@ class SlackChannel:
             return {"ok": True}
 
         return router
+
+    def _click(self, body: bytes) -> IncomingMessage | None:
+        """A ``block_actions`` click on one of our buttons: its value (the payload) as the user's message."""
+        try:
+            payload = json.loads(parse_qs(body.decode())["payload"][0])
+        except (KeyError, IndexError, ValueError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, f"not a Slack interaction payload: {exc}") from exc
+        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+            return None
+        actions = [a for a in payload.get("actions") or [] if isinstance(a, dict) and a.get("value")]
+        user, channel = payload.get("user") or {}, payload.get("channel") or {}
+        if not actions or not user.get("id") or not channel.get("id"):
+            return None
+        container = payload.get("container") or {}
+        where = {
+            "channel": channel["id"],
+            "thread_ts": container.get("thread_ts") or container.get("message_ts"),
+            "user": user["id"],
+            "team": (payload.get("team") or {}).get("id"),
+        }
+        action = actions[0]
+        key = f"slack:action:{action.get('action_ts') or payload.get('trigger_id')}:{action.get('action_id')}"
+        text = str(action["value"])[: self.max_chars]
+        return IncomingMessage(self.name, f"{channel['id']}:{user['id']}", text, {"slack": where}, key)
 
     def _message(self, payload: dict[str, Any]) -> IncomingMessage | None:
         """The user message in an event, or None for events the bot does not answer."""
@@ -127,7 +160,7 @@ class SlackChannel:
             await self.client.chat_postMessage(
                 channel=where["channel"],
                 thread_ts=where.get("thread_ts"),
-                text=escape(reply.text),
+                text=escape(reply.text) or " ",  # Slack wants some text (notifications) even with blocks
                 blocks=_blocks(reply),
                 metadata={"event_type": "assistant_reply", "event_payload": {"idempotency_key": reply.key}},
             )
@@ -153,16 +186,33 @@ def escape(text: str) -> str:
 
 
 def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
-    """A reply with sources: its text, then a context block that names them (links for URLs)."""
-    if not reply.citations:
+    """A reply with more than text: its text, then the response's image and buttons, then a context block that
+    names its sources (links for URLs). None for plain text (``text`` alone is posted)."""
+    rich = reply.rich
+    if not reply.citations and not (rich and (rich.buttons or rich.image)):
         return None
+    blocks: list[dict[str, Any]] = []
+    if reply.text.strip():
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(reply.text)}})
+    if rich and rich.image:
+        blocks.append({"type": "image", "image_url": rich.image, "alt_text": "image"})
+    if rich and rich.buttons:
+        elements = [
+            {"type": "button", "action_id": f"button-{i}", "value": str(b.get("payload") or b.get("title"))[:2000],
+             "text": {"type": "plain_text", "text": str(b.get("title") or b.get("payload"))[:75]}}
+            for i, b in enumerate(rich.buttons[:25])
+        ]  # fmt: skip
+        blocks.append({"type": "actions", "elements": elements})
+    if reply.citations:
+        blocks.append(_sources(reply))
+    return blocks
+
+
+def _sources(reply: Outgoing) -> dict[str, Any]:
     sources = []
     for c in reply.citations:
         name = source_name(c)
         title = escape(c.title)
         link = name.startswith("http") and not set("<>|") & set(name)
         sources.append(f"[{c.n}] <{name}|{title}>" if link else f"[{c.n}] {title} ({escape(name)})")
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": escape(reply.text)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sources: " + " · ".join(sources)}]},
-    ]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "Sources: " + " · ".join(sources)}]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from telegram import Bot, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
@@ -32,6 +33,7 @@ from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
 from plugins.channels.out_of_band import PLATFORM_REFUSALS, accept_and_answer_later, sources_text
 
+log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 TYPING_EVERY_S = 4.0  # Telegram shows the action for 5 seconds
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
@@ -66,6 +68,22 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
     return [*parts, text] if text or not parts else parts
 
 
+CALLBACK_DATA_BYTES = 64  # Telegram's limit on a button's callback_data
+
+
+def inline_keyboard(buttons: list[dict[str, Any]]) -> InlineKeyboardMarkup | None:
+    """A response's buttons as an inline keyboard, one per row; a tap sends the payload back to us. A payload
+    longer than Telegram allows is left out (with a warning), not cut: a cut payload would mean something else."""
+    rows = []
+    for button in buttons:
+        payload = str(button.get("payload") or button.get("title") or "")
+        if not payload or len(payload.encode()) > CALLBACK_DATA_BYTES:
+            log.warning("button %r left out: its payload is longer than Telegram's 64 bytes", button.get("title"))
+            continue
+        rows.append([InlineKeyboardButton(str(button.get("title") or payload), callback_data=payload)])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
 class TelegramChannel:
     name = "telegram"
 
@@ -74,6 +92,7 @@ class TelegramChannel:
         self.bot = Bot(self.options.token.get_secret_value(), base_url=self.options.api_url)
         self.max_chars = settings.max_message_chars
         self.settings = settings
+        self._acks: set[asyncio.Future[None]] = set()
 
     def router(self, turns: Turns) -> APIRouter:
         router = APIRouter(prefix="/webhooks/telegram", tags=["telegram"])
@@ -101,6 +120,8 @@ class TelegramChannel:
         return router
 
     def _message(self, update: Update) -> IncomingMessage | None:
+        if update.callback_query is not None:
+            return self._button(update)
         msg = update.message
         if msg is None or not msg.text or msg.from_user is None or msg.from_user.is_bot:
             return None  # edits, channel posts, stickers, other bots
@@ -109,6 +130,30 @@ class TelegramChannel:
         where = {"chat_id": chat.id, "message_id": msg.message_id, "user_id": msg.from_user.id}
         text = msg.text[: self.max_chars]
         return IncomingMessage(self.name, sender, text, {"telegram": where}, f"telegram:{update.update_id}")
+
+    def _button(self, update: Update) -> IncomingMessage | None:
+        """A tap on one of our inline keyboard buttons: its payload is the user's message (as in Rasa)."""
+        query = update.callback_query
+        assert query is not None
+        message = query.message
+        if not query.data or message is None or query.from_user is None:
+            return None
+        chat = message.chat
+        sender = str(chat.id) if chat.type == "private" else f"{chat.id}:{query.from_user.id}"
+        where = {"chat_id": chat.id, "message_id": message.message_id, "user_id": query.from_user.id}
+        self._acknowledge(query.id)
+        return IncomingMessage(self.name, sender, query.data, {"telegram": where}, f"telegram:{update.update_id}")
+
+    def _acknowledge(self, query_id: str) -> None:
+        """Stop the button's spinner (best effort: the answer does not depend on it)."""
+
+        async def answer() -> None:
+            with contextlib.suppress(TelegramError):
+                await self.bot.answer_callback_query(query_id)
+
+        task = asyncio.ensure_future(answer())
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: int) -> AsyncIterator[None]:
@@ -129,12 +174,17 @@ class TelegramChannel:
     async def deliver(self, reply: Outgoing) -> None:
         chat_id = (reply.metadata.get("telegram") or {})["chat_id"]
         text = f"{reply.text}\n\n{sources_text(reply.citations)}" if reply.citations else reply.text
-        parts = split_text(text)
+        parts = split_text(text) if text.strip() else []
         sent = int(reply.state.get("parts_sent", 0))
+        keyboard = inline_keyboard(reply.rich.buttons) if reply.rich else None
         try:
-            for part in parts[sent:]:
-                await self.bot.send_message(chat_id, part)
+            for n, part in enumerate(parts[sent:], start=sent):
+                last = n == len(parts) - 1
+                await self.bot.send_message(chat_id, part, reply_markup=keyboard if last else None)
                 sent += 1
+            if reply.rich and reply.rich.image and not reply.state.get("photo_sent"):
+                await self.bot.send_photo(chat_id, reply.rich.image)
+                reply.state["photo_sent"] = True
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
@@ -150,7 +200,9 @@ class TelegramChannel:
         """Tell Telegram where to send updates, and the secret to send with them."""
         url = public_url.rstrip("/") + WEBHOOK_PATH
         await self.bot.set_webhook(
-            url, secret_token=self.options.secret_token.get_secret_value(), allowed_updates=["message"]
+            url,
+            secret_token=self.options.secret_token.get_secret_value(),
+            allowed_updates=["message", "callback_query"],
         )
         return url
 

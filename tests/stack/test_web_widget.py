@@ -161,3 +161,23 @@ def test_feedback_only_for_your_own_conversation(stack: Stack) -> None:
     short = stack.http.post(f"{stack.url}/webhooks/web/stream", json={"sender": "x", "message": "hi"})
     assert short.status_code == 422
     assert stack.rows("SELECT count(*) AS n FROM feedback WHERE message_id = ?", bot["id"])[0]["n"] == 0
+
+
+def test_buttons_are_drawn_and_a_click_sends_the_payload(page: Page, stack: Stack) -> None:
+    """The demo bot's help response has buttons (Rasa's `buttons:`): the widget draws them, a click shows the
+    title and sends the payload, which is answered without the NLU; after a reload they are still there."""
+    page.goto(f"{stack.url}/chat")
+    say(page, "what can you do")
+    expect(bot_replies(page)).to_have_count(1)
+    choices = bot_replies(page).nth(0).locator(".aw-choice")
+    expect(choices).to_have_count(3)
+    choices.get_by_text("Opening hours").click()
+    expect(bot_replies(page)).to_have_count(2)
+    expect(page.locator(".aw-user").last).to_have_text("Opening hours")
+    sender = page.evaluate("localStorage.getItem('assistant-widget-sender')")
+    user, bot = stack.turn(sender)
+    assert (user["text"], user["intent"], user["nlu_model"]) == ("/opening_hours", "opening_hours", "payload")
+    assert bot["answered_by"] == "action_opening_hours"
+    page.reload()
+    expect(bot_replies(page)).to_have_count(2)
+    expect(bot_replies(page).nth(0).locator(".aw-choice")).to_have_count(3)

@@ -1,13 +1,22 @@
-"""Templated responses: the first variant whose placeholders are all known is used."""
+"""Templated responses (Rasa 3's format): variations by channel and condition, the first whose placeholders
+are all known, slot values in every field; button payloads parsed as Rasa parses them; Rasa's REST output."""
 
 from pathlib import Path
+from typing import Any
 
 from assistant.config import DEMO_BOT_DIR
+from assistant.contracts import BotReply, Citation, Reason, RichResponse, Route
 from assistant.domain import Domain
+from assistant.router import payload_parse
+from plugins.channels.rest import rasa_messages
+
+
+def texts(*variants: str) -> list[dict[str, Any]]:
+    return [{"text": v} for v in variants]
 
 
 def test_most_specific_variant_with_known_slots() -> None:
-    domain = Domain({"utter_x": ["Order {order_id} for {name}", "Order {order_id}", "Which order?"]}, "")
+    domain = Domain({"utter_x": texts("Order {order_id} for {name}", "Order {order_id}", "Which order?")}, "")
     assert domain.render("utter_x", {}) == "Which order?"
     assert domain.render("utter_x", {"order_id": "42", "name": ""}) == "Order 42"
     assert domain.render("utter_x", {"order_id": "42", "name": "Ana"}) == "Order 42 for Ana"
@@ -29,3 +38,77 @@ def test_demo_bot_answers_every_in_scope_intent() -> None:
     assert actions >= {"orders", "opening_hours"}
     for intent in intents.keys() - {"chitchat", "out_of_scope", "order_status", "opening_hours"}:
         assert f"utter_{intent}" in domain.responses, intent
+
+
+RICH = {
+    "utter_menu": [
+        {"text": "Pick one, {name}:", "buttons": [
+            {"title": "Track {order_id}", "payload": '/order_status{"order_id": "{order_id}"}'},
+            {"title": "Talk to a person", "payload": "/contact_human"}]},
+    ],
+    "utter_card": [{"image": "https://example.com/{city}.png", "custom": {"card": {"city": "{city}"}}}],
+    "utter_hours": [
+        {"text": "Telegram hours", "channel": "telegram"},
+        {"text": "Weekend hours", "condition": [{"type": "slot", "name": "day", "value": "Saturday"}]},
+        {"text": "Weekend hours on Slack", "channel": "slack",
+         "condition": [{"type": "slot", "name": "day", "value": "saturday"}]},
+        {"text": "Usual hours"},
+    ],
+}  # fmt: skip
+
+
+def test_rich_responses_are_filled_and_variations_chosen_as_rasa_chooses() -> None:
+    domain = Domain(RICH, "")
+    menu = domain.response("utter_menu", {"name": "Ana", "order_id": "42"}, "rest")
+    assert menu is not None and menu.text == "Pick one, Ana:" and menu.rich is not None
+    assert menu.rich.buttons == [
+        {"title": "Track 42", "payload": '/order_status{"order_id": "42"}'},
+        {"title": "Talk to a person", "payload": "/contact_human"},
+    ]
+    assert domain.response("utter_menu", {"name": "Ana"}, "rest") is None  # a placeholder unknown
+    card = domain.response("utter_card", {"city": "Berlin"})
+    assert (
+        card is not None
+        and card.text == ""
+        and card.rich == RichResponse(image="https://example.com/Berlin.png", custom={"card": {"city": "Berlin"}})
+    )
+    hours = {(channel, day): domain.render("utter_hours", {"day": day}, channel)
+             for channel in ("rest", "telegram", "slack") for day in (None, "saturday")}  # fmt: skip
+    assert hours == {
+        ("rest", None): "Usual hours", ("rest", "saturday"): "Weekend hours",  # conditions ignore case
+        ("telegram", None): "Telegram hours", ("telegram", "saturday"): "Telegram hours",  # channel first
+        ("slack", None): "Usual hours", ("slack", "saturday"): "Weekend hours on Slack",
+    }  # fmt: skip
+
+
+def test_button_payloads_are_parsed_as_rasa_parses_them() -> None:
+    parse = payload_parse('/order_status{"order_id": "42", "city": ["Berlin", "Bonn"]}')
+    assert parse is not None and parse.intent is not None
+    assert (parse.intent.name, parse.intent.confidence, parse.model) == ("order_status", 1.0, "payload")
+    assert parse.entities == [
+        {"entity": "order_id", "value": "42"}, {"entity": "city", "value": "Berlin"},
+        {"entity": "city", "value": "Bonn"},
+    ]  # fmt: skip
+    assert payload_parse("/greet@0.7").intent.confidence == 0.7  # type: ignore[union-attr]
+    for text in ("hello", "/", "/greet{not json}", "/greet[1]", "where is /order 5"):
+        assert payload_parse(text) is None, text
+
+
+def reply(text: str, rich: RichResponse | None = None, citations: list[Citation] | None = None) -> BotReply:
+    return BotReply(1, 1, text, Route.INTENT, Reason.CONFIDENT, "x", 1.0, "utter_x", 1.0, citations or [], rich)
+
+
+def test_rest_output_is_rasas() -> None:
+    assert rasa_messages("u", reply("One.\n\nTwo.")) == [
+        {"recipient_id": "u", "text": "One."}, {"recipient_id": "u", "text": "Two."}]  # fmt: skip
+    buttons = [{"title": "Yes", "payload": "/affirm"}]
+    rich = RichResponse(buttons=buttons, image="https://x/i.png", custom={"k": 1}, attachment="file.pdf")
+    assert rasa_messages("u", reply("Sure?\n\nReally?", rich)) == [
+        {"recipient_id": "u", "text": "Sure?\n\nReally?", "buttons": buttons},  # with buttons: not split
+        {"recipient_id": "u", "custom": {"k": 1}},
+        {"recipient_id": "u", "image": "https://x/i.png"},
+        {"recipient_id": "u", "attachment": "file.pdf"},
+    ]
+    cited = rasa_messages("u", reply("Yes [1].", citations=[Citation(1, 7, "Shipping", "shipping.md")]))
+    assert cited[1] == {"recipient_id": "u", "custom": {"citations": [
+        {"n": 1, "chunk_id": 7, "title": "Shipping", "source": "shipping.md"}]}}  # fmt: skip

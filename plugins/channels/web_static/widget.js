@@ -182,20 +182,23 @@
       for (var i = 0; i < messages.length; i++) {
         var m = messages[i];
         var item = this.bubble(m.role, m.text);
-        if (m.role === "bot") this.finish(item, { message_id: m.id, route: m.route, citations: m.citations }, m.rating);
+        if (m.role === "bot") {
+          this.finish(item, { message_id: m.id, route: m.route, citations: m.citations, rich: m.rich }, m.rating);
+        }
       }
     } catch (e) {
       this.bubble("error", "Could not load the conversation: " + e.message);
     }
   };
 
-  Widget.prototype.submit = async function () {
-    var text = this.input.value.trim();
+  /* Send what the visitor typed, or a button's payload (shown as the button's title, as Rasa's widgets do). */
+  Widget.prototype.submit = async function (payload, title) {
+    var text = payload || this.input.value.trim();
     if (!text || this.busy) return;
     this.busy = true;
     this.send.disabled = true;
-    this.input.value = "";
-    this.bubble("user", text);
+    if (!payload) this.input.value = "";
+    this.bubble("user", title || text);
     this.typing.hidden = false;
     var reply = null;
     var self = this;
@@ -247,10 +250,33 @@
     item.appendChild(list);
   };
 
-  /* A finished bot reply: remember its id, and offer feedback when the LLM wrote it. */
+  /* A templated response's image and buttons; a button sends its payload. */
+  Widget.prototype.rich = function (item, rich) {
+    var self = this;
+    if (rich.image && /^https?:\/\//.test(rich.image)) {
+      var image = el("img", "aw-image");
+      image.src = rich.image;
+      image.alt = "";
+      item.appendChild(image);
+    }
+    if (rich.buttons && rich.buttons.length) {
+      var choices = el("div", "aw-choices");
+      rich.buttons.forEach(function (b) {
+        var button = el("button", "aw-choice", b.title || b.payload);
+        button.type = "button";
+        button.addEventListener("click", function () { self.submit(b.payload || b.title, b.title); });
+        choices.appendChild(button);
+      });
+      item.appendChild(choices);
+    }
+  };
+
+  /* A finished bot reply: remember its id, show its image, buttons and sources, and offer feedback when the
+     LLM wrote it. */
   Widget.prototype.finish = function (item, data, rating) {
     item.setAttribute("data-message-id", String(data.message_id));
     item.setAttribute("data-route", data.route || "");
+    if (data.rich) this.rich(item, data.rich);
     if (data.citations && data.citations.length) this.sources(item, data.citations);
     if (data.route !== "llm") return;
     var self = this;
