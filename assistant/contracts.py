@@ -96,6 +96,7 @@ class Reason(enum.StrEnum):
     QUOTED = "quoted"  # the passage's sentences closest to the question, quoted with the source (kb.answer)
     NO_EVIDENCE = "no_evidence"  # an open question the knowledge base has nothing on: the abstain reply
     UNSUPPORTED = "unsupported"  # the LLM's answer was not supported by the passages: the abstain reply
+    LOW_SELECTION = "low_selection"  # a retrieval intent whose selected response is not confident enough
 
 
 class FeedbackSource(enum.StrEnum):
@@ -147,6 +148,8 @@ class ParseResult:
     ranking: list[IntentScore]
     entities: list[dict[str, Any]]
     model: str | None = None
+    # a retrieval intent's selected response key (Rasa's ResponseSelector), e.g. "chitchat/ask_weather"
+    retrieval: IntentScore | None = None
 
 
 @dataclass(frozen=True)

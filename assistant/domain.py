@@ -78,11 +78,15 @@ class Domain:
 
     @classmethod
     def load(cls, bot_dir: Path) -> Domain:
-        data = yaml.safe_load((bot_dir / "domain.yml").read_text()) or {}
-        responses = {
-            name: [variant for variant in variants or [] if isinstance(variant, dict)]
-            for name, variants in (data.get("responses") or {}).items()
-        }
+        """``domain.yml`` (or every file of a ``domain/`` folder), and ``responses:`` in the training data files
+        (where Rasa bots often keep their retrieval intents' ``utter_<intent>/<key>`` responses)."""
+        files = [bot_dir / "domain.yml"] if (bot_dir / "domain.yml").is_file() else []
+        files += sorted((bot_dir / "domain").rglob("*.yml")) + sorted((bot_dir / "data").rglob("*.yml"))
+        responses: dict[str, list[dict[str, Any]]] = {}
+        for path in files:
+            data = yaml.safe_load(path.read_text()) or {}
+            for name, variants in (data.get("responses") or {}).items() if isinstance(data, dict) else ():
+                responses.setdefault(name, []).extend(v for v in variants or [] if isinstance(v, dict))
         persona_file = bot_dir / "persona.md"
         persona = persona_file.read_text().strip() if persona_file.exists() else ""
         return cls(responses, persona)

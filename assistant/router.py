@@ -28,9 +28,10 @@ class Router:
     - the NLU is unavailable (``nlu_unavailable``) or found no intent (``no_intent``),
     - the top intent is one the LLM handles, e.g. chitchat (``llm_intent``),
     - the top confidence is below the threshold (``low_confidence``),
-    - top-1 minus top-2 confidence is below the ambiguity margin (``ambiguous``);
+    - top-1 minus top-2 confidence is below the ambiguity margin (``ambiguous``),
+    - a retrieval intent's selected response is below the threshold (``low_selection``);
 
-    otherwise to the intent's reply (``confident``).
+    otherwise to the intent's reply (``confident``; for a retrieval intent, the selected ``intent/key``).
     """
 
     def __init__(self, settings: RouterSettings) -> None:
@@ -38,12 +39,24 @@ class Router:
         self.threshold = settings.confidence_threshold
         self.margin = settings.ambiguity_margin
 
+    def _retrieval(self, top: IntentScore, selected: IntentScore) -> Decision:
+        """A retrieval intent (Rasa's ResponseSelector): answered with ``utter_<intent>/<key>`` when both the
+        intent and the selection are confident, else routed as any unsure message (even a retrieval intent that
+        is otherwise the LLM's, such as chitchat: a confident FAQ answer wins over a generated one)."""
+        if top.confidence < self.threshold:
+            return Decision(Route.LLM, Reason.LOW_CONFIDENCE, top.name)
+        if selected.confidence < self.threshold:
+            return Decision(Route.LLM, Reason.LOW_SELECTION, top.name)
+        return Decision(Route.INTENT, Reason.CONFIDENT, selected.name)
+
     def decide(self, parse: ParseResult | None) -> Decision:
         if parse is None:
             return Decision(Route.LLM, Reason.NLU_UNAVAILABLE)
         top = parse.intent
         if top is None or not top.name:
             return Decision(Route.LLM, Reason.NO_INTENT)
+        if parse.retrieval is not None and parse.retrieval.name.startswith(f"{top.name}/"):
+            return self._retrieval(top, parse.retrieval)
         if top.name in self.llm_intents:
             return Decision(Route.LLM, Reason.LLM_INTENT, top.name)
         if top.confidence < self.threshold:

@@ -24,14 +24,29 @@ RasaError = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 def parse_result(data: dict[str, Any], model: str | None = None) -> ParseResult:
-    """Rasa's /model/parse answer, typed."""
+    """Rasa's /model/parse answer, typed (with the ResponseSelector's choice for a retrieval intent)."""
     intent = data.get("intent") or {}
+    top = IntentScore(intent["name"], float(intent["confidence"] or 0.0)) if intent.get("name") else None
     return ParseResult(
-        intent=IntentScore(intent["name"], float(intent["confidence"] or 0.0)) if intent.get("name") else None,
+        intent=top,
         ranking=[IntentScore(s["name"], float(s["confidence"])) for s in data.get("intent_ranking") or []],
         entities=data.get("entities") or [],
         model=model,
+        retrieval=selected_response(data.get("response_selector") or {}, top.name if top else None),
     )
+
+
+def selected_response(selectors: dict[str, Any], intent: str | None) -> IntentScore | None:
+    """The response key the selector trained for ``intent`` chose (or the default selector's, when it was
+    trained on every retrieval intent), if ``intent`` is a retrieval intent."""
+    if intent is None or intent not in (selectors.get("all_retrieval_intents") or []):
+        return None
+    selector = selectors.get(intent) or selectors.get("default") or {}
+    response = selector.get("response") or {}
+    key = response.get("intent_response_key")
+    if not key or not str(key).startswith(f"{intent}/"):
+        return None
+    return IntentScore(str(key), float(response.get("confidence") or 0.0))
 
 
 def model_name(status: dict[str, Any]) -> str | None:
