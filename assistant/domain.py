@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,59 @@ class Rendered:
 
 
 @dataclass(frozen=True)
+class SlotMapping:
+    """One of a slot's ``mappings`` (Rasa 3): ``from_entity`` (``entity``, ``role``, ``group``), ``from_text``,
+    ``from_intent`` (``value``), each only for ``intent`` and never for ``not_intent`` when given.
+    ``from_trigger_intent`` (forms) and ``custom`` (actions) fill nothing here."""
+
+    type: str
+    entity: str | None = None
+    role: str | None = None
+    group: str | None = None
+    value: Any = None
+    intent: tuple[str, ...] = ()
+    not_intent: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> SlotMapping:
+        def names(value: Any) -> tuple[str, ...]:
+            return tuple(value) if isinstance(value, list) else (value,) if value else ()
+
+        return cls(
+            str(raw.get("type")), raw.get("entity"), raw.get("role"), raw.get("group"), raw.get("value"),
+            names(raw.get("intent")), names(raw.get("not_intent")),
+        )  # fmt: skip
+
+    def applies(self, intent: str | None) -> bool:
+        return (not self.intent or intent in self.intent) and intent not in self.not_intent
+
+    def value_for(self, intent: str | None, entities: list[dict[str, Any]], text: str) -> Any:
+        """The value this mapping gives the slot for this message (None: it gives none)."""
+        if not self.applies(intent):
+            return None
+        if self.type == "from_entity":
+            found = [
+                e.get("value") for e in entities
+                if e.get("entity") == self.entity
+                and (self.role is None or e.get("role") == self.role)
+                and (self.group is None or e.get("group") == self.group)
+            ]  # fmt: skip
+            return found[0] if len(found) == 1 else (found or None)
+        if self.type == "from_text":
+            return text
+        if self.type == "from_intent" and self.intent:
+            return self.value
+        return None
+
+
+@dataclass(frozen=True)
 class Domain:
     responses: dict[str, list[dict[str, Any]]]
     persona: str
+    # slot name -> its mappings; empty when the domain declares no slots (then each entity fills the slot of
+    # its name, as before this project read Rasa's `slots:`)
+    slots: dict[str, tuple[SlotMapping, ...]] = field(default_factory=dict)
+    initial: dict[str, Any] = field(default_factory=dict)  # slots' `initial_value`s
 
     @classmethod
     def load(cls, bot_dir: Path) -> Domain:
@@ -83,13 +133,40 @@ class Domain:
         files = [bot_dir / "domain.yml"] if (bot_dir / "domain.yml").is_file() else []
         files += sorted((bot_dir / "domain").rglob("*.yml")) + sorted((bot_dir / "data").rglob("*.yml"))
         responses: dict[str, list[dict[str, Any]]] = {}
+        slots: dict[str, tuple[SlotMapping, ...]] = {}
+        initial: dict[str, Any] = {}
         for path in files:
             data = yaml.safe_load(path.read_text()) or {}
-            for name, variants in (data.get("responses") or {}).items() if isinstance(data, dict) else ():
+            if not isinstance(data, dict):
+                continue
+            for name, variants in (data.get("responses") or {}).items():
                 responses.setdefault(name, []).extend(v for v in variants or [] if isinstance(v, dict))
+            for name, spec in (data.get("slots") or {}).items():
+                spec = spec or {}
+                slots[name] = tuple(SlotMapping.of(m) for m in spec.get("mappings") or [] if isinstance(m, dict))
+                if spec.get("initial_value") is not None:
+                    initial[name] = spec["initial_value"]
         persona_file = bot_dir / "persona.md"
         persona = persona_file.read_text().strip() if persona_file.exists() else ""
-        return cls(responses, persona)
+        return cls(responses, persona, slots, initial)
+
+    def fill_slots(
+        self, slots: dict[str, Any], intent: str | None, entities: list[dict[str, Any]], text: str
+    ) -> dict[str, Any]:
+        """The conversation's slots after this message, by the slots' mappings (Rasa's rule: the first mapping
+        of a slot that gives a value wins); without ``slots:`` in the domain, each entity fills its namesake."""
+        filled = {**self.initial, **slots}
+        if not self.slots:
+            for entity in entities:
+                filled[entity["entity"]] = entity.get("value")
+            return filled
+        for name, mappings in self.slots.items():
+            for mapping in mappings:
+                value = mapping.value_for(intent, entities, text)
+                if value is not None:
+                    filled[name] = value
+                    break
+        return filled
 
     def variations(self, name: str, slots: dict[str, Any], channel: str | None) -> list[dict[str, Any]]:
         """The variations Rasa would choose from, in its order of preference."""

@@ -305,9 +305,8 @@ class TurnPipeline:
             nlu_error = str(exc)
             log.warning("NLU unavailable, routing to the LLM: %s", exc)
         decision = self.router.decide(parse)
-        slots = dict(turn.slots)
-        for entity in parse.entities if parse else []:
-            slots[entity["entity"]] = entity.get("value")
+        top = parse.intent.name if parse and parse.intent else None
+        slots = self.domain.fill_slots(dict(turn.slots), top, parse.entities if parse else [], message.text)
         draft = _Draft(decision=decision, parse=parse, slots=slots, reason=decision.reason, nlu_error=nlu_error)
         if decision.route == Route.INTENT and decision.intent:
             await self._intent_reply(decision.intent, message, draft)

@@ -112,3 +112,40 @@ def test_rest_output_is_rasas() -> None:
     cited = rasa_messages("u", reply("Yes [1].", citations=[Citation(1, 7, "Shipping", "shipping.md")]))
     assert cited[1] == {"recipient_id": "u", "custom": {"citations": [
         {"n": 1, "chunk_id": 7, "title": "Shipping", "source": "shipping.md"}]}}  # fmt: skip
+
+
+def test_slots_are_filled_by_their_mappings(tmp_path: Path) -> None:
+    (tmp_path / "domain.yml").write_text("""
+version: "3.1"
+slots:
+  city:
+    type: text
+    mappings:
+      - {type: from_entity, entity: city, role: destination}
+  feedback:
+    type: text
+    mappings:
+      - {type: from_text, intent: give_feedback}
+  happy:
+    type: bool
+    initial_value: false
+    mappings:
+      - {type: from_intent, intent: affirm, value: true}
+      - {type: from_intent, intent: deny, value: false}
+  order_id:
+    type: text
+    mappings:
+      - {type: from_entity, entity: order_id, not_intent: cancel_order}
+responses: {}
+""")
+    domain = Domain.load(tmp_path)
+    cities = [{"entity": "city", "value": "Rome", "role": "origin"}, {"entity": "city", "value": "Oslo",
+              "role": "destination"}]  # fmt: skip
+    assert domain.fill_slots({}, "travel", cities, "from Rome to Oslo") == {"happy": False, "city": "Oslo"}
+    assert domain.fill_slots({}, "give_feedback", [], "great shop")["feedback"] == "great shop"
+    assert domain.fill_slots({"happy": False}, "affirm", [], "yes")["happy"] is True
+    order = [{"entity": "order_id", "value": "42"}]
+    assert domain.fill_slots({}, "order_status", order, "where is 42")["order_id"] == "42"
+    assert "order_id" not in domain.fill_slots({}, "cancel_order", order, "cancel 42")
+    # no `slots:` in the domain: each entity fills its namesake, as before
+    assert Domain({}, "").fill_slots({"a": 1}, "x", order, "42") == {"a": 1, "order_id": "42"}
