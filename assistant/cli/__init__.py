@@ -2,7 +2,7 @@
 
 serve.py: up, serve, chat, status · db.py: db upgrade · train.py: train nlu · retrain.py: retrain ·
 data.py: export, review · models.py: models list/activate/rollback · evaluate.py: eval nlu ·
-kb.py: kb add/list/remove/reindex/search · telegram.py: telegram set-webhook.
+kb.py: kb add/list/remove/reindex/search · telegram.py: telegram set-webhook · init.py: init --from-rasa.
 Shared: context.py (settings and store once per command, errors as sentences), terminal.py (consoles).
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from assistant.cli import data, db, evaluate, kb, models, retrain, serve, telegram, train
+from assistant.cli import data, db, evaluate, init, kb, models, retrain, serve, telegram, train
 from assistant.cli.context import DEBUG
 
 app = typer.Typer(help="Conversational assistant: Rasa routes, vLLM answers, every turn in SQL.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def main(
         DEBUG["on"] = True
 
 
-for module in (serve, db, train, retrain, data, models, evaluate, kb, telegram):
+for module in (serve, db, train, retrain, data, models, evaluate, kb, telegram, init):
     module.register(app)
 
 __all__ = ["app"]

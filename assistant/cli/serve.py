@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -17,7 +19,7 @@ from httpx_sse import connect_sse
 from rich.table import Table
 
 from assistant.cli.context import Context, sentences
-from assistant.cli.terminal import console, err
+from assistant.cli.terminal import console, err, fail
 from assistant.config import Settings
 from assistant.contracts import AssistantError
 
@@ -51,8 +53,16 @@ def serve(
     )
 
 
-def up() -> None:
+def up(
+    bot: Annotated[
+        Path | None, typer.Option(help="the bot directory (default: settings.bot_dir, the demo bot)")
+    ] = None,
+) -> None:
     """Start everything: train the NLU model if needed, then the NLU and LLM servers and the app; Ctrl-C stops all."""
+    if bot is not None:
+        if not (bot / "domain.yml").is_file() or not (bot / "config.yml").is_file():
+            raise fail(f"{bot} is not a bot directory (no domain.yml and config.yml): see assistant init --from-rasa")
+        os.environ["ASSISTANT_BOT_DIR"] = str(bot.resolve())  # this process's settings and the app's it starts
     from assistant.contracts import ModelKind, ServiceSpec
     from assistant.services import ServiceFailed, Supervisor, tail
     from training.publish import model_server, nlu_trainer, serving_nlu_model

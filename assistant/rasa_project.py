@@ -1,0 +1,161 @@
+"""An existing Rasa 3 project folder turned into a bot directory this assistant runs (`assistant init
+--from-rasa PATH`), with a plain-sentence report of what does not carry over.
+
+What carries over as is: ``config.yml`` (the NLU pipeline; Rasa trains it), the NLU training data, the
+domain (``domain.yml`` or a ``domain/`` folder: responses with their variations, slots with their mappings),
+``credentials.yml``, ``endpoints.yml``, the NLU test files. Our router replaces Rasa's dialogue policies: an
+intent is answered by ``action_<intent>`` or ``utter_<intent>``, anything else by the LLM. So where a rule or
+a story answers an intent with a response of another name (``mood_great`` -> ``utter_happy``), that response
+is copied to ``utter_<intent>``; stories, rules, forms and the policies themselves are reported, not carried.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.contracts import AssistantError
+
+DEFAULT_PERSONA = (
+    "You are a friendly assistant. Answer in one or two short sentences. If you do not know something, say so."
+)
+
+
+@dataclass
+class Imported:
+    bot_dir: Path
+    copied: list[str] = field(default_factory=list)  # what was taken, relative to the project
+    mapped: dict[str, str] = field(default_factory=dict)  # intent -> the response it now answers with
+    notes: list[str] = field(default_factory=list)  # sentences: what does not carry over, and why
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return (
+        sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()) if folder.is_dir() else []
+    )
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise AssistantError(f"{path} is not valid YAML: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _first_answers(conversations: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, str, list[str]]]:
+    """Intent -> (the first response a rule or story answers it with, where, the responses after it)."""
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    for where, conversation in conversations:
+        steps = conversation.get("steps") or []
+        for i, step in enumerate(steps):
+            intent = step.get("intent") if isinstance(step, dict) else None
+            if not intent or intent in found:
+                continue
+            actions = []
+            for later in steps[i + 1 :]:
+                if not isinstance(later, dict) or "action" not in later:
+                    break
+                actions.append(str(later["action"]))
+            utters = [a for a in actions if a.startswith("utter_")]
+            if utters:
+                found[intent] = (utters[0], where, utters[1:])
+    return found
+
+
+def import_project(project: Path, out: Path) -> Imported:
+    """Make ``out`` a bot directory from the Rasa project at ``project``."""
+    project = project.resolve()
+    if not (project / "config.yml").is_file():
+        raise AssistantError(f"{project} is not a Rasa project: it has no config.yml")
+    domain_file, domain_dir = project / "domain.yml", project / "domain"
+    if not domain_file.is_file() and not domain_dir.is_dir():
+        raise AssistantError(f"{project} has neither domain.yml nor a domain/ folder")
+    if out.exists() and any(out.iterdir()):
+        raise AssistantError(f"{out} exists and is not empty: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    done = Imported(out)
+
+    def copy(relative: str) -> None:
+        source = project / relative
+        if source.is_dir():
+            shutil.copytree(source, out / relative, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.is_file():
+            shutil.copy2(source, out / relative)
+        else:
+            return
+        done.copied.append(relative)
+
+    for relative in ("config.yml", "credentials.yml", "endpoints.yml", "tests"):
+        copy(relative)
+
+    # training data: NLU (and responses) are kept; stories and rules are dialogue policy data
+    conversations: list[tuple[str, dict[str, Any]]] = []
+    (out / "data").mkdir(exist_ok=True)
+    for path in _yaml_files(project / "data"):
+        data = _load(path)
+        kept = {k: v for k, v in data.items() if k in ("version", "nlu", "responses")}
+        for kind in ("rules", "stories"):
+            for item in data.get(kind) or []:
+                name = item.get(kind[:-1] if kind == "rules" else "story") or "unnamed"
+                conversations.append((f"{kind[:-1] if kind == 'rules' else 'story'} '{name}'", item))
+        if kept.keys() - {"version"}:
+            target = out / "data" / path.relative_to(project / "data")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(kept, sort_keys=False, allow_unicode=True))
+            done.copied.append(f"data/{path.relative_to(project / 'data')}")
+    rules = sum(1 for where, _ in conversations if where.startswith("rule"))
+    stories = len(conversations) - rules
+    if conversations:
+        done.notes.append(
+            f"{stories} stories and {rules} rules are not carried over: the router replaces dialogue policies "
+            "(an intent is answered by action_<intent> or utter_<intent>, anything else by the LLM)."
+        )
+
+    # the domain, in one file, with responses copied to utter_<intent> where rules and stories say so
+    domain: dict[str, Any] = {}
+    for path in ([domain_file] if domain_file.is_file() else []) + _yaml_files(domain_dir):
+        for key, value in _load(path).items():
+            if isinstance(value, dict) and isinstance(domain.get(key), dict):
+                domain[key] = {**domain[key], **value}
+            elif isinstance(value, list) and isinstance(domain.get(key), list):
+                domain[key] = domain[key] + value
+            else:
+                domain[key] = value
+    responses: dict[str, Any] = domain.setdefault("responses", {}) or {}
+    domain["responses"] = responses
+    intents = [i if isinstance(i, str) else next(iter(i)) for i in domain.get("intents") or []]
+    for intent, (response, where, rest) in sorted(_first_answers(conversations).items()):
+        if f"utter_{intent}" in responses or response not in responses or response == f"utter_{intent}":
+            continue
+        responses[f"utter_{intent}"] = responses[response]
+        done.mapped[intent] = response
+        if rest:
+            done.notes.append(
+                f"intent {intent}: {where} answers it with {response} and then {', '.join(rest)}; only {response} is "
+                "sent (one reply per message)."
+            )
+    answered = {i for i in intents if f"utter_{i}" in responses}
+    if unanswered := [i for i in intents if i not in answered]:
+        done.notes.append(
+            f"intents without a response of their own, answered by an action plugin named action_<intent> or else "
+            f"by the LLM: {', '.join(unanswered)}."
+        )
+    if forms := list((domain.get("forms") or {}).keys()):
+        done.notes.append(f"forms are not carried over (no dialogue policies here): {', '.join(forms)}.")
+        domain.pop("forms", None)
+    if (project / "actions").is_dir():
+        copy("actions")
+        done.notes.append(
+            "custom actions (actions/) run on Rasa's action server, which this assistant does not call: write the "
+            "ones you need as action plugins (entry point group assistant.actions), named action_<intent>."
+        )
+    (out / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False, allow_unicode=True))
+    done.copied.append("domain.yml" if domain_file.is_file() else "domain/ (merged into domain.yml)")
+    (out / "persona.md").write_text(DEFAULT_PERSONA + "\n")
+    done.notes.append("persona.md is a default prompt for the LLM: describe your assistant in it.")
+    return done

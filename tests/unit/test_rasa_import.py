@@ -1,0 +1,59 @@
+"""`assistant init --from-rasa`: Rasa's own moodbot (tests/fixtures/rasa_moodbot, Apache-2.0) becomes a bot
+directory; responses its rules and stories give to intents become utter_<intent>; what does not carry over
+is said in sentences; bad input is a sentence and exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from assistant.cli import app as cli
+from assistant.domain import Domain
+
+MOODBOT = Path(__file__).resolve().parent.parent / "fixtures" / "rasa_moodbot"
+
+
+def test_moodbot_becomes_a_bot_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    out = tmp_path / "moodbot"
+    result = CliRunner().invoke(cli, ["init", "--from-rasa", str(MOODBOT), "--out", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} >= {"config.yml", "domain.yml", "data", "persona.md", "tests", "actions"}
+    data = yaml.safe_load((out / "data" / "nlu.yml").read_text())
+    assert {b["intent"] for b in data["nlu"]} >= {"greet", "mood_great", "bot_challenge"}
+    assert not (out / "data" / "stories.yml").exists() and not (out / "data" / "rules.yml").exists()
+    domain = Domain.load(out)
+    assert domain.render("utter_bot_challenge", {}) == "I am a bot, powered by Rasa."  # from a rule
+    assert domain.render("utter_mood_great", {}) == "Great, carry on!"  # from a story
+    cheer = domain.response("utter_mood_unhappy", {})
+    assert cheer is not None and cheer.rich is not None and cheer.rich.image == "https://i.imgur.com/nGF1K8f.jpg"
+    assert "intent mood_great answers with utter_happy" in said
+    assert "3 stories and 2 rules are not carried over" in said
+    assert "only utter_cheer_up is sent" in said and "Rasa's action server" in said
+    assert f"assistant up --bot {out}" in said
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from-rasa", "/nonexistent"], "is not a folder"),
+        (["--from-rasa", str(Path(__file__).parent)], "is not a Rasa project: it has no config.yml"),
+    ],
+)
+def test_bad_input_is_a_sentence(args: list[str], expected: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["init", *args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and expected in " ".join(result.output.split())
+
+
+def test_an_existing_bot_directory_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "domain.yml").write_text("keep me")
+    result = CliRunner().invoke(cli, ["init", "--from-rasa", str(MOODBOT), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 1 and "is not empty" in result.output
+    assert (tmp_path / "taken" / "domain.yml").read_text() == "keep me"
+    bad = CliRunner().invoke(cli, ["up", "--bot", str(tmp_path)])
+    assert bad.exit_code == 1 and "is not a bot directory" in " ".join(bad.output.split())
