@@ -442,7 +442,7 @@ class Settings(BaseSettings):
         }
         for name in self.channels:
             for key, value in self.channel_options(name).items():
-                if ("secret" in key or key == "inbound_token") and value is not None:
+                if ("secret" in key or key in ("inbound_token", "jwt_key")) and value is not None:
                     chosen[f"channel.{name}.{key}"] = (
                         value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                     )

@@ -63,19 +63,22 @@ class App:
 
 
 def settings_for(tmp_path: Path, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-        credentials_file=tmp_path / "no-credentials.yml",
-        channels=["rest", "web", "slack", "telegram", "callback"],
-        channel={
-            "slack": {"bot_token": "xoxb-1", "signing_secret": SLACK_SECRET, "api_url": "http://127.0.0.1:9/api/"},
-            "telegram": {"token": "1:a", "secret_token": TELEGRAM_SECRET, "api_url": "http://127.0.0.1:9/bot"},
-            "callback": {"url": "http://127.0.0.1:9/replies", "secret": "unit-callback-signing-secret"},
-        },
-        admin_token="unit-test-admin-token",
-        **extra,
-    )
+    """Every channel on, with options; ``extra`` overrides (``channel`` options are added to the defaults)."""
+    channel = {
+        "slack": {"bot_token": "xoxb-1", "signing_secret": SLACK_SECRET, "api_url": "http://127.0.0.1:9/api/"},
+        "telegram": {"token": "1:a", "secret_token": TELEGRAM_SECRET, "api_url": "http://127.0.0.1:9/bot"},
+        "callback": {"url": "http://127.0.0.1:9/replies", "secret": "unit-callback-signing-secret"},
+        **extra.pop("channel", {}),
+    }
+    fields: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        "credentials_file": tmp_path / "no-credentials.yml",
+        "channels": ["rest", "web", "slack", "telegram", "callback", "socketio"],
+        "channel": channel,
+        "admin_token": "unit-test-admin-token",
+    }
+    return Settings(**{**fields, **extra})
 
 
 @pytest.fixture
