@@ -193,7 +193,8 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         # every test client is 127.0.0.1: the rate limits (unit-tested) are raised above what the tests send
         "ASSISTANT_LIMITS__PER_SENDER": "1000/minute",
         "ASSISTANT_LIMITS__PER_ADDRESS": "100000/minute",
-        "ASSISTANT_CHANNELS": '["rest", "web", "slack", "telegram"]',
+        "ASSISTANT_CHANNELS": '["rest", "web", "slack", "telegram", "socketio"]',
+        "ASSISTANT_CHANNEL__SOCKETIO__SESSION_PERSISTENCE": "true",
         "ASSISTANT_CHANNEL__SLACK__BOT_TOKEN": SLACK_TOKEN,
         "ASSISTANT_CHANNEL__SLACK__SIGNING_SECRET": SLACK_SECRET,
         "ASSISTANT_CHANNEL__SLACK__API_URL": f"{slack_api.url}/api/",

@@ -253,7 +253,7 @@
   /* A templated response's image and buttons; a button sends its payload. */
   Widget.prototype.rich = function (item, rich) {
     var self = this;
-    if (rich.image && /^https?:\/\//.test(rich.image)) {
+    if (rich.image && /^(https?:\/\/|data:image\/)/.test(rich.image)) {
       var image = el("img", "aw-image");
       image.src = rich.image;
       image.alt = "";
