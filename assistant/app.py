@@ -53,6 +53,7 @@ from assistant.inputs import MAX_ROW_ID
 from assistant.pipeline import TurnPipeline
 from assistant.retrieval import HybridRetriever
 from assistant.store import Store, knowledge
+from plugins.actions.rasa_sdk import remote_actions
 
 log = logging.getLogger(__name__)
 
@@ -251,16 +252,17 @@ def create_app(
         nlu_backend = _backend(make_nlu, settings, serving)
         llm_backend = _llm(_backend(make_llm, settings, serving))
         server = make_server(settings)
+        domain = Domain.load(settings.bot_dir)
         if actions is None:
             loaded = {name: cls(settings) for name, cls in plugins.load_all(ACTIONS).items()}
         else:
-            loaded = actions
+            loaded = dict(actions)
+        loaded.update(remote_actions(settings, domain, store, loaded))  # the domain's, on a rasa-sdk server
         replies_waiting = asyncio.Event()
         retriever = _retriever(settings, store, embedder)
         pipeline = TurnPipeline(
-            settings, store, nlu_backend, llm_backend, loaded, Domain.load(settings.bot_dir), serving, replies_waiting,
-            retriever,
-        )  # fmt: skip
+            settings, store, nlu_backend, llm_backend, loaded, domain, serving, replies_waiting, retriever
+        )
         turns.pipeline = pipeline
         app.state.settings, app.state.store, app.state.pipeline = settings, store, pipeline
         await nlu_backend.health()  # learns the served model's name before the first turn (best effort)

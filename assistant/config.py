@@ -72,6 +72,15 @@ class VLLMSettings(BaseModel):
     api_key: str = "EMPTY"
 
 
+class ActionServerSettings(BaseModel):
+    """A rasa-sdk action server for the domain's custom actions (Rasa's ``action_endpoint``)."""
+
+    url: str | None = Field(None, description="its /webhook URL; default: action_endpoint in the bot's endpoints.yml")
+    managed: bool = Field(True, description="`assistant up` starts it (python -m rasa_sdk) when the bot has actions/")
+    timeout_s: float = 10.0
+    startup_timeout_s: float = 120.0
+
+
 class LLMSettings(BaseModel):
     """How the LLM route talks to the model."""
 
@@ -347,6 +356,7 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field([], description="sites allowed to call the API from a browser (the web widget)")
     rasa: RasaSettings = RasaSettings()
+    action_server: ActionServerSettings = ActionServerSettings()
     vllm: VLLMSettings = VLLMSettings()
     llm: LLMSettings = LLMSettings()
     router: RouterSettings = RouterSettings()
@@ -447,6 +457,18 @@ class Settings(BaseSettings):
                         value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                     )
         return [name for name, value in chosen.items() if value is not None and _weak(value)]
+
+    @property
+    def action_endpoint(self) -> str | None:
+        """Where the domain's custom actions run: ``action_server.url``, else the bot's endpoints.yml."""
+        if self.action_server.url:
+            return self.action_server.url
+        endpoints = self.bot_dir / "endpoints.yml"
+        if not endpoints.is_file():
+            return None
+        data = _expand_env(yaml.safe_load(endpoints.read_text()))
+        endpoint = data.get("action_endpoint") if isinstance(data, dict) else None
+        return str(endpoint["url"]) if isinstance(endpoint, dict) and endpoint.get("url") else None
 
     @property
     def db_url(self) -> str:

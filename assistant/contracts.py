@@ -355,12 +355,15 @@ class ActionContext:
     intent: str
     entities: list[dict[str, Any]]
     slots: dict[str, Any]
+    channel: str = ""
+    confidence: float | None = None
 
 
 @dataclass
 class ActionResult:
     text: str
     slots: dict[str, Any] = field(default_factory=dict)
+    rich: RichResponse | None = None  # buttons, image, ... (an action server's responses carry them)
 
 
 @runtime_checkable

@@ -125,6 +125,7 @@ class Domain:
     # its name, as before this project read Rasa's `slots:`)
     slots: dict[str, tuple[SlotMapping, ...]] = field(default_factory=dict)
     initial: dict[str, Any] = field(default_factory=dict)  # slots' `initial_value`s
+    raw: dict[str, Any] = field(default_factory=dict)  # the domain as written (an action server is sent it)
 
     @classmethod
     def load(cls, bot_dir: Path) -> Domain:
@@ -135,10 +136,16 @@ class Domain:
         responses: dict[str, list[dict[str, Any]]] = {}
         slots: dict[str, tuple[SlotMapping, ...]] = {}
         initial: dict[str, Any] = {}
+        raw: dict[str, Any] = {}
         for path in files:
             data = yaml.safe_load(path.read_text()) or {}
             if not isinstance(data, dict):
                 continue
+            if path.parent.name != "data":
+                for key, value in data.items():
+                    raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) \
+                        else raw.get(key, []) + value if isinstance(value, list) and isinstance(raw.get(key), list) \
+                        else value  # fmt: skip
             for name, variants in (data.get("responses") or {}).items():
                 responses.setdefault(name, []).extend(v for v in variants or [] if isinstance(v, dict))
             for name, spec in (data.get("slots") or {}).items():
@@ -148,7 +155,13 @@ class Domain:
                     initial[name] = spec["initial_value"]
         persona_file = bot_dir / "persona.md"
         persona = persona_file.read_text().strip() if persona_file.exists() else ""
-        return cls(responses, persona, slots, initial)
+        raw["responses"] = responses
+        return cls(responses, persona, slots, initial, raw)
+
+    @property
+    def actions(self) -> list[str]:
+        """The custom actions the domain declares (``actions:``)."""
+        return [a if isinstance(a, str) else next(iter(a)) for a in self.raw.get("actions") or []]
 
     def fill_slots(
         self, slots: dict[str, Any], intent: str | None, entities: list[dict[str, Any]], text: str

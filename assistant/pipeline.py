@@ -318,21 +318,27 @@ class TurnPipeline:
     async def _intent_reply(self, intent: str, message: IncomingMessage, draft: _Draft) -> None:
         action = self.actions.get(f"action_{intent}")
         if action is not None:
+            top = draft.parse.intent if draft.parse else None
             context = ActionContext(
                 sender=message.sender,
                 text=message.text,
                 intent=intent,
                 entities=draft.parse.entities if draft.parse else [],
                 slots=draft.slots,
+                channel=message.channel,
+                confidence=top.confidence if top else None,
             )
             try:
                 result = await action.run(context)
-            except Exception as exc:  # an action plugin's bug must not lose the turn
+            except Exception as exc:  # an action's bug or its server down must not lose the turn
                 log.exception("action_%s failed", intent)
-                draft.text, draft.reason = self.settings.llm.fallback_reply, Reason.ACTION_FAILED
+                # the intent's own response if the bot has one, else the fallback reply
+                rendered = self.domain.response(f"utter_{intent}", draft.slots, message.channel)
+                draft.text = rendered.text if rendered else self.settings.llm.fallback_reply
+                draft.rich, draft.reason = (rendered.rich if rendered else None), Reason.ACTION_FAILED
                 draft.error = f"action_{intent}: {exc!r}"
                 return
-            draft.text, draft.answered_by = result.text, f"action_{intent}"
+            draft.text, draft.rich, draft.answered_by = result.text, result.rich, f"action_{intent}"
             draft.slots.update(result.slots)
             return
         rendered = self.domain.response(f"utter_{intent}", draft.slots, message.channel)

@@ -172,7 +172,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         shutil.rmtree(STACK_DIR / folder, ignore_errors=True)
     for model in (STACK_DIR / "rasa-models").glob("nlu-[0-9][0-9][0-9][0-9].tar.gz"):  # not the bot's own model
         model.unlink()
-    port, rasa_port, vllm_port = free_port(), free_port(), free_port()
+    port, rasa_port, vllm_port, actions_port = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "ASSISTANT_CONFIG": str(STACK_DIR / "no-config.yml"),
@@ -181,6 +181,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         "ASSISTANT_PORT": str(port),
         "ASSISTANT_RASA__URL": f"http://127.0.0.1:{rasa_port}",
         "ASSISTANT_VLLM__URL": f"http://127.0.0.1:{vllm_port}",
+        "ASSISTANT_ACTION_SERVER__URL": f"http://127.0.0.1:{actions_port}/webhook",
         "ASSISTANT_RASA__TIMEOUT_S": "2",
         "ASSISTANT_LLM__TIMEOUT_S": "10",
         "ASSISTANT_LLM__MAX_TOKENS": "40",

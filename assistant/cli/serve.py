@@ -65,6 +65,7 @@ def up(
         os.environ["ASSISTANT_BOT_DIR"] = str(bot.resolve())  # this process's settings and the app's it starts
     from assistant.contracts import ModelKind, ServiceSpec
     from assistant.services import ServiceFailed, Supervisor, tail
+    from plugins.actions.rasa_sdk import action_server_service
     from training.publish import model_server, nlu_trainer, serving_nlu_model
 
     context = Context()
@@ -92,6 +93,8 @@ def up(
             specs.append(nlu_server.launch(model))
         llm_spec = model_server(settings, ModelKind.LLM).launch(None)
         specs += [llm_spec] if llm_spec is not None else []
+        actions_spec = action_server_service(settings)  # the bot's actions/ on a rasa-sdk server
+        specs += [actions_spec] if actions_spec is not None else []
         specs.append(
             ServiceSpec(
                 name="assistant",
@@ -166,6 +169,8 @@ def _print_urls(settings: Settings) -> None:
     table.add_row("API docs", f"{settings.public_url}/docs")
     table.add_row("Rasa", settings.rasa.url + ("" if settings.rasa.managed else " (external)"))
     table.add_row("vLLM", settings.vllm.url + ("" if settings.vllm.managed else " (external)"))
+    if settings.action_endpoint:
+        table.add_row("action server", settings.action_endpoint)
     table.add_row("database", settings.db_location)
     console.print(table)
     console.print(f"Talk to it: [bold]assistant chat[/] (or curl the webhook). Logs: {settings.data_dir / 'logs'}")

@@ -245,3 +245,23 @@ def _citations(retrieval: dict[str, Any] | None) -> list[Citation]:
     """The sources a stored reply cited (``messages.retrieval``), for showing the reply again."""
     cited = (retrieval or {}).get("citations") or []
     return [Citation(int(c["n"]), int(c["chunk_id"]), str(c["title"]), str(c["source"])) for c in cited]
+
+
+def conversation_turns(conn: Connection, channel: str, sender_id: str, limit: int) -> list[dict[str, Any]]:
+    """A conversation's last messages, oldest first, with what the NLU made of the user's (an action server
+    gets them as the tracker's events)."""
+    rows = conn.execute(
+        select(
+            messages.c.role,
+            messages.c.text,
+            messages.c.intent,
+            messages.c.confidence,
+            messages.c.entities,
+            messages.c.created_at,
+        )
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(conversations.c.channel == channel, conversations.c.sender_id == sender_id)
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [dict(r._mapping) for r in reversed(rows)]

@@ -78,6 +78,7 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         "ASSISTANT_DATABASE_URL": stack.db.url,
         "ASSISTANT_RASA__MANAGED": "false",
         "ASSISTANT_VLLM__MANAGED": "false",
+        "ASSISTANT_ACTION_SERVER__MANAGED": "false",  # the stack's action server serves it too
         "ASSISTANT_LLM__SPECULATIVE_START": "true",
         "COLUMNS": "200",
     }
