@@ -66,10 +66,13 @@ def registry(stack: Stack) -> dict[str, str]:
     return {r["version"]: r["status"] for r in stack.rows("SELECT version, status FROM model_versions")}
 
 
-def cli(stack: Stack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def cli(
+    stack: Stack, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *args], env=stack.env, capture_output=True, text=True, timeout=timeout
-    )
+        [sys.executable, "-m", "assistant", *args], env={**stack.env, **(env or {})}, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def persona_pairs() -> list[tuple[str, str]]:
@@ -398,7 +401,8 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
             approved = stack.admin(f"/messages/{bot_id}/review", {"decision": "approve"})
             assert approved.status_code == 200, approved.text
     before = stack.status()["llm"]["active_model"]
-    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6")  # long enough to copy its data
+    # long enough to copy its data; the gate's verdict on 6 cases a set (a looping adapter loops on most)
+    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6", env={"ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "6"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (version,) = [v for v, status in registry(stack).items() if v.startswith("llm-") and status == "rejected"]
     assert f"LLM: rejected {version}" in result.stdout
