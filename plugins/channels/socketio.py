@@ -13,7 +13,7 @@
 * With ``jwt_key``, a connection needs ``auth: {token}`` signed with it (``jwt_method``, default HS256).
 * The same checks and limits as the other synchronous channels: a message no channel may store, or one past
   the backends' lines or the sender's share, is answered with ``bot_uttered`` ``{text}`` saying so (nothing
-  stored).
+  stored). An empty message (rasa-webchat sends its ``initPayload`` on connect, empty by default) is ignored.
 """
 
 from __future__ import annotations
@@ -125,6 +125,8 @@ class SocketIOChannel:
                 except ValueError:
                     metadata = {"value": metadata}
             message = IncomingMessage(self.name, sender, str(data.get("message") or ""), metadata or None)
+            if not message.text.strip():  # e.g. rasa-webchat's empty initPayload on connect: nothing to answer
+                return
             try:
                 check_message(message, self.settings.limits, self.settings.max_message_chars)
                 await turns.admit(message, None)
