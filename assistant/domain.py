@@ -63,6 +63,19 @@ def _condition_holds(variant: dict[str, Any], slots: dict[str, Any]) -> bool:
     return True
 
 
+def merge_domain(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """One more file of a domain split over several (Rasa's ``domain/`` folder): sections that are mappings
+    are merged, lists concatenated, anything else replaced."""
+    for key, value in part.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = {**into[key], **value}
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] = into[key] + value
+        else:
+            into[key] = value
+    return into
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A response made for one turn: its text (what is stored and shown everywhere) and the rest."""
@@ -142,10 +155,7 @@ class Domain:
             if not isinstance(data, dict):
                 continue
             if path.parent.name != "data":
-                for key, value in data.items():
-                    raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) \
-                        else raw.get(key, []) + value if isinstance(value, list) and isinstance(raw.get(key), list) \
-                        else value  # fmt: skip
+                merge_domain(raw, data)
             for name, variants in (data.get("responses") or {}).items():
                 responses.setdefault(name, []).extend(v for v in variants or [] if isinstance(v, dict))
             for name, spec in (data.get("slots") or {}).items():

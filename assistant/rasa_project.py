@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from assistant.contracts import AssistantError
+from assistant.domain import merge_domain
 
 DEFAULT_PERSONA = (
     "You are a friendly assistant. Answer in one or two short sentences. If you do not know something, say so."
@@ -119,13 +120,7 @@ def import_project(project: Path, out: Path) -> Imported:
     # the domain, in one file, with responses copied to utter_<intent> where rules and stories say so
     domain: dict[str, Any] = {}
     for path in ([domain_file] if domain_file.is_file() else []) + _yaml_files(domain_dir):
-        for key, value in _load(path).items():
-            if isinstance(value, dict) and isinstance(domain.get(key), dict):
-                domain[key] = {**domain[key], **value}
-            elif isinstance(value, list) and isinstance(domain.get(key), list):
-                domain[key] = domain[key] + value
-            else:
-                domain[key] = value
+        merge_domain(domain, _load(path))
     responses: dict[str, Any] = domain.setdefault("responses", {}) or {}
     domain["responses"] = responses
     intents = [i if isinstance(i, str) else next(iter(i)) for i in domain.get("intents") or []]
