@@ -107,7 +107,9 @@ class EntityIn(BaseModel):
 
 
 class LabelIn(BaseModel):
-    intent: Annotated[str, Field(json_schema_extra={"pattern": feedback.INTENT_NAME.pattern})]
+    intent: Annotated[
+        str, Field(max_length=feedback.MAX_INTENT_NAME, json_schema_extra={"pattern": feedback.INTENT_NAME.pattern})
+    ]
     entities: list[EntityIn] = []
 
     @field_validator("intent")

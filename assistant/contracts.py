@@ -151,6 +151,15 @@ class ParseResult:
     # a retrieval intent's selected response key (Rasa's ResponseSelector), e.g. "chitchat/ask_weather"
     retrieval: IntentScore | None = None
 
+    @property
+    def label(self) -> IntentScore | None:
+        """The intent as training data names it: for a retrieval intent its selected key (``faq/ask_x``), as sure
+        as the less sure of the two choices; what the log stores, so auto-labelled turns train the right key."""
+        top, selected = self.intent, self.retrieval
+        if top is not None and selected is not None and selected.name.startswith(f"{top.name}/"):
+            return IntentScore(selected.name, min(top.confidence, selected.confidence))
+        return top
+
 
 @dataclass(frozen=True)
 class Health:

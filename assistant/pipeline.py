@@ -469,7 +469,7 @@ class TurnPipeline:
             draft.error = "interrupted: the client went away before the reply was complete"
         latency_ms = (time.perf_counter() - started) * 1000
         parse, decision = draft.parse, draft.decision
-        top = parse.intent if parse else None
+        top = parse.label if parse else None
         understanding = Understanding(
             intent=top.name if top else None,
             confidence=top.confidence if top else None,

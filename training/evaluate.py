@@ -24,8 +24,8 @@ from training.nlu import predict, test_examples
 def confidence_png(predictions: list[Prediction], llm_intents: set[str], path: Path) -> Path:
     """Top confidence of right, wrong and out-of-scope examples: where a threshold would cut."""
     groups = {
-        "in scope, right": [p.confidence for p in predictions if p.gold not in llm_intents and p.intent == p.gold],
-        "in scope, wrong": [p.confidence for p in predictions if p.gold not in llm_intents and p.intent != p.gold],
+        "in scope, right": [p.confidence for p in predictions if p.gold not in llm_intents and p.label == p.gold],
+        "in scope, wrong": [p.confidence for p in predictions if p.gold not in llm_intents and p.label != p.gold],
         "out of scope": [p.confidence for p in predictions if p.gold in llm_intents],
     }
     fig, ax = plt.subplots(figsize=(7, 4))

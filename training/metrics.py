@@ -25,12 +25,21 @@ class Prediction:
     intent: str | None
     confidence: float
     ranking: list[tuple[str, float]]
+    # a retrieval intent's selected response key and its confidence (Rasa's ResponseSelector), e.g. "faq/ask_x"
+    selected: tuple[str, float] | None = None
+
+    @property
+    def label(self) -> str | None:
+        """What was predicted, as the test data names it: ``faq/ask_x`` for a retrieval intent."""
+        label = self.parse().label
+        return label.name if label else None
 
     def parse(self) -> ParseResult:
         return ParseResult(
             intent=IntentScore(self.intent, self.confidence) if self.intent else None,
             ranking=[IntentScore(name, confidence) for name, confidence in self.ranking],
             entities=[],
+            retrieval=IntentScore(*self.selected) if self.selected else None,
         )
 
 
@@ -38,7 +47,7 @@ def evaluate(predictions: list[Prediction], router_settings: RouterSettings) -> 
     router = Router(router_settings)
     llm_intents = set(router_settings.llm_intents)
     gold = [p.gold for p in predictions]
-    predicted = [p.intent or "" for p in predictions]
+    predicted = [p.label or "" for p in predictions]
     routed_to_llm = [router.decide(p.parse()).route == Route.LLM for p in predictions]
     in_scope = [i for i, g in enumerate(gold) if g not in llm_intents]
     out_of_scope = [i for i, g in enumerate(gold) if g in llm_intents]
@@ -111,7 +120,7 @@ def routing_scores(predictions: list[Prediction], router_settings: RouterSetting
             oos_caught += to_llm
         else:
             in_total += 1
-            right += (not to_llm) and p.intent == p.gold
+            right += (not to_llm) and p.label == p.gold
     return right / max(1, in_total), oos_caught / max(1, oos_total)
 
 

@@ -28,6 +28,7 @@ async def predict(backend: NLUBackend, examples: list[Example]) -> list[Predicti
             top.name if top else None,
             top.confidence if top else 0.0,
             [(s.name, s.confidence) for s in parse.ranking],
+            (parse.retrieval.name, parse.retrieval.confidence) if parse.retrieval else None,
         )
 
     return list(await asyncio.gather(*(one(example) for example in examples)))

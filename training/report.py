@@ -19,7 +19,7 @@ MAX_CONFUSION_LABELS = 20
 def confusion_png(predictions: list[Prediction], path: Path, title: str) -> Path:
     """Confusion matrix over the intents involved in mistakes (all intents when there are few)."""
     gold = [p.gold for p in predictions]
-    predicted = [p.intent or "(none)" for p in predictions]
+    predicted = [p.label or "(none)" for p in predictions]
     mistakes = [(g, p) for g, p in zip(gold, predicted, strict=True) if g != p]
     involved = sorted({name for pair in mistakes for name in pair})
     labels = sorted(set(gold) | set(predicted))

@@ -27,7 +27,9 @@ from assistant.store.tables import Conversation, Feedback, Label, Message, utcno
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
 conversations = Conversation.__table__
-INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+# an intent, or a retrieval intent's response key (``faq/ask_gift_cards``, Rasa's ResponseSelector)
+INTENT_NAME = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)?$")
+MAX_INTENT_NAME = 128  # the column's width
 
 
 __all__ = ["BadIntentName", "MessageNotFound", "WrongMessageKind"]
@@ -38,8 +40,11 @@ class BadIntentName(AssistantError, ValueError):
 
 
 def check_intent_name(name: str) -> None:
-    if not INTENT_NAME.match(name):
-        raise BadIntentName(f"{name!r} is not an intent name: use 1-128 letters, digits, '_', '-' or '.'")
+    if len(name) > MAX_INTENT_NAME or not INTENT_NAME.match(name):
+        raise BadIntentName(
+            f"{name[: MAX_INTENT_NAME + 1]!r} is not an intent name: use 1-{MAX_INTENT_NAME} letters, digits, '_', "
+            "'-' or '.', and one '/' before a retrieval intent's response key"
+        )
 
 
 def _role(conn: Connection, message_id: int) -> str:

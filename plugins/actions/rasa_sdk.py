@@ -45,7 +45,10 @@ def events_of(turns: list[dict[str, Any]], channel: str) -> list[dict[str, Any]]
     for turn in turns:
         stamp = turn["created_at"].timestamp() if turn.get("created_at") else time.time()
         if turn["role"] == Role.USER:
-            intent = {"name": turn.get("intent"), "confidence": turn.get("confidence") or 0.0}
+            name = turn.get("intent")
+            intent = {"name": name, "confidence": turn.get("confidence") or 0.0}
+            if name and "/" in name:  # a retrieval intent's key is stored whole; Rasa names the intent apart
+                intent.update(name=name.split("/")[0], full_retrieval_intent_name=name)
             events.append({"event": "user", "timestamp": stamp, "text": turn["text"], "input_channel": channel,
                            "parse_data": {"intent": intent, "entities": turn.get("entities") or [],
                                           "text": turn["text"]}})  # fmt: skip

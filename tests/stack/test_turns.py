@@ -40,6 +40,17 @@ def test_slots_carry_across_turns_into_an_action(stack: Stack) -> None:
     assert json.loads(slots)["order_id"] == "12345"
 
 
+def test_faq_retrieval_intent_answers_with_the_selected_response(stack: Stack) -> None:
+    """The demo's FAQ is a retrieval intent: the real Rasa model's ResponseSelector picks ``faq/ask_gift_cards``
+    for a paraphrase it was not trained on, and the reply is ``utter_faq/ask_gift_cards`` (data/faq.yml)."""
+    text = stack.reply("faq-asker", "can I purchase a gift card for my friend")
+    assert text.startswith("Yes: Northwind gift cards")
+    user, bot = stack.turn("faq-asker")
+    assert (user["intent"], user["route"], user["reason"]) == ("faq/ask_gift_cards", "intent", "confident")
+    assert bot["answered_by"] == "utter_faq/ask_gift_cards" and bot["prompt"] is None
+    assert stack.reply("faq-asker", "a competitor has it cheaper, will you match that").startswith("We match")
+
+
 def test_chitchat_goes_to_the_llm(stack: Stack) -> None:
     text = stack.reply("chatter", "how are you")
     user, bot = stack.turn("chatter")

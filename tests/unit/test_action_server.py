@@ -48,10 +48,15 @@ def test_stored_turns_become_rasa_events() -> None:
     turns = [
         {"role": Role.USER, "text": "hi", "intent": "greet", "confidence": 0.9, "entities": [], "created_at": at},
         {"role": Role.BOT, "text": "Hello!", "intent": None, "confidence": None, "entities": None, "created_at": at},
-    ]
+        {"role": Role.USER, "text": "gift cards?", "intent": "faq/ask_gift_cards", "confidence": 0.8,
+         "entities": [], "created_at": at},
+    ]  # fmt: skip
     events = events_of(turns, "rest")
-    assert [e["event"] for e in events] == ["user", "action", "bot"]
+    assert [e["event"] for e in events] == ["user", "action", "bot", "user", "action"]
     assert events[0]["parse_data"]["intent"] == {"name": "greet", "confidence": 0.9}
+    assert events[3]["parse_data"]["intent"] == {
+        "name": "faq", "confidence": 0.8, "full_retrieval_intent_name": "faq/ask_gift_cards"
+    }  # fmt: skip
     assert events[0]["timestamp"] == at.timestamp() and events[2]["text"] == "Hello!"
 
 

@@ -66,3 +66,25 @@ def test_sweep_picks_the_best_allowed_threshold_by_hand() -> None:
     assert [(g.threshold, g.allowed) for g in grid] == [(0.0, True), (0.5, True), (0.65, False)]
     loose, _ = sweep(predictions, router, thresholds=[0.0, 0.5, 0.65], margins=[0.0], max_drop=0.3)
     assert loose.threshold == 0.65 and loose.objective == 1.5
+
+
+def test_retrieval_intents_are_judged_on_the_selected_response() -> None:
+    """A retrieval intent is right only when the ResponseSelector picked the test's key, and an unsure selection
+    is routed to the LLM, as the router does it."""
+    router = RouterSettings(llm_intents=["out_of_scope"], confidence_threshold=0.5, ambiguity_margin=0.1)
+
+    def faq(gold: str, selected: str, selection: float = 0.9) -> Prediction:
+        return Prediction("t", gold, "faq", 0.95, [("faq", 0.95), ("greet", 0.01)], (selected, selection))
+
+    predictions = [
+        faq("faq/ask_gift_cards", "faq/ask_gift_cards"),
+        faq("faq/ask_newsletter", "faq/ask_gift_cards"),  # right intent, wrong answer
+        faq("faq/ask_price_match", "faq/ask_price_match", selection=0.3),  # right but unsure: to the LLM
+        faq("out_of_scope", "faq/ask_newsletter", selection=0.2),  # the weak selection saves it
+    ]
+    assert [p.label for p in predictions][:2] == ["faq/ask_gift_cards", "faq/ask_gift_cards"]
+    m = evaluate(predictions, router)
+    assert m["in_scope_accuracy"] == 2 / 3
+    assert m["in_scope_routed_accuracy"] == 1 / 3
+    assert m["oos_recall"] == 1.0
+    assert m["confused"][0]["gold"] == "faq/ask_newsletter"

@@ -91,5 +91,9 @@ async def test_feedback_and_labels_check_the_message(store_url: str) -> None:
         assert await store.transaction(lambda c: feedback.count_new(c, utcnow())) == 0
         with pytest.raises(ValueError, match="not an intent name"):
             feedback.check_intent_name("two words")
+        feedback.check_intent_name("faq/ask_gift_cards")  # a retrieval intent's response key
+        for bad in ("faq/ask/twice", "/ask", "faq/", "x" * 129):
+            with pytest.raises(ValueError, match="not an intent name"):
+                feedback.check_intent_name(bad)
     finally:
         await store.aclose()
