@@ -284,6 +284,7 @@ def create_app(
                 llm_backend.aclose(),
                 server.aclose(),
                 *(channel.aclose() for channel in delivering.values()),
+                *(action.aclose() for action in loaded.values() if hasattr(action, "aclose")),
             )
             await store.aclose()
 

@@ -1,7 +1,9 @@
 """The bot's own words: templated responses (Rasa 3's ``responses:`` format) and the LLM persona.
 
 Files in the bot directory: ``domain.yml`` (``responses: {utter_<intent>: [{text, buttons?, image?,
-attachment?, custom?, condition?, channel?}, ...]}``) and ``persona.md`` (the LLM's system prompt).
+attachment?, custom?, condition?, channel?}, ...]}``, and optionally ``answers: {<intent>: <custom action>}``
+where an intent is answered by an action not named ``action_<intent>``) and ``persona.md`` (the LLM's system
+prompt).
 
 A response is chosen as Rasa chooses among its variations: those made for this channel (``channel:``) and
 whose ``condition`` (slot values) holds come first, then this channel's unconditional ones, then conditional
@@ -172,6 +174,13 @@ class Domain:
     def actions(self) -> list[str]:
         """The custom actions the domain declares (``actions:``)."""
         return [a if isinstance(a, str) else next(iter(a)) for a in self.raw.get("actions") or []]
+
+    def action_for(self, intent: str) -> str:
+        """The action that answers ``intent``: the one the domain's ``answers:`` names for it (where a Rasa rule
+        answered it with a custom action; `init --from-rasa` writes these), else ``action_<intent>``."""
+        answers = self.raw.get("answers")
+        named = answers.get(intent) if isinstance(answers, dict) else None
+        return str(named) if named else f"action_{intent}"
 
     def fill_slots(
         self, slots: dict[str, Any], intent: str | None, entities: list[dict[str, Any]], text: str

@@ -316,7 +316,8 @@ class TurnPipeline:
         return draft
 
     async def _intent_reply(self, intent: str, message: IncomingMessage, draft: _Draft) -> None:
-        action = self.actions.get(f"action_{intent}")
+        action_name = self.domain.action_for(intent)
+        action = self.actions.get(action_name)
         if action is not None:
             top = draft.parse.intent if draft.parse else None
             context = ActionContext(
@@ -331,14 +332,14 @@ class TurnPipeline:
             try:
                 result = await action.run(context)
             except Exception as exc:  # an action's bug or its server down must not lose the turn
-                log.exception("action_%s failed", intent)
+                log.exception("%s failed", action_name)
                 # the intent's own response if the bot has one, else the fallback reply
                 rendered = self.domain.response(f"utter_{intent}", draft.slots, message.channel)
                 draft.text = rendered.text if rendered else self.settings.llm.fallback_reply
                 draft.rich, draft.reason = (rendered.rich if rendered else None), Reason.ACTION_FAILED
-                draft.error = f"action_{intent}: {exc!r}"
+                draft.error = f"{action_name}: {exc!r}"
                 return
-            draft.text, draft.rich, draft.answered_by = result.text, result.rich, f"action_{intent}"
+            draft.text, draft.rich, draft.answered_by = result.text, result.rich, action_name
             draft.slots.update(result.slots)
             return
         rendered = self.domain.response(f"utter_{intent}", draft.slots, message.channel)

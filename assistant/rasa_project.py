@@ -6,7 +6,9 @@ domain (``domain.yml`` or a ``domain/`` folder: responses with their variations,
 ``credentials.yml``, ``endpoints.yml``, the NLU test files. Our router replaces Rasa's dialogue policies: an
 intent is answered by ``action_<intent>`` or ``utter_<intent>``, anything else by the LLM. So where a rule or
 a story answers an intent with a response of another name (``mood_great`` -> ``utter_happy``), that response
-is copied to ``utter_<intent>``; stories, rules, forms and the policies themselves are reported, not carried.
+is copied to ``utter_<intent>``, and where it is a custom action, the domain's ``answers:`` names it (the
+action runs on Rasa's action server, which `assistant up` starts for the bot's ``actions/``); stories,
+rules, forms and the policies themselves are reported, not carried.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 from assistant.contracts import AssistantError
 from assistant.domain import merge_domain
 
+DEFAULT_ACTION_ENDPOINT = "http://localhost:5055/webhook"  # where `rasa run actions` listens by default
 DEFAULT_PERSONA = (
     "You are a friendly assistant. Answer in one or two short sentences. If you do not know something, say so."
 )
@@ -49,7 +52,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _first_answers(conversations: list[tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, str, list[str]]]:
-    """Intent -> (the first response a rule or story answers it with, where, the responses after it)."""
+    """Intent -> (the first action a rule or story answers it with (a response or a custom action), where, the
+    actions after it)."""
     found: dict[str, tuple[str, str, list[str]]] = {}
     for where, conversation in conversations:
         steps = conversation.get("steps") or []
@@ -61,11 +65,17 @@ def _first_answers(conversations: list[tuple[str, dict[str, Any]]]) -> dict[str,
             for later in steps[i + 1 :]:
                 if not isinstance(later, dict) or "action" not in later:
                     break
-                actions.append(str(later["action"]))
-            utters = [a for a in actions if a.startswith("utter_")]
-            if utters:
-                found[intent] = (utters[0], where, utters[1:])
+                if later["action"] != "action_listen":
+                    actions.append(str(later["action"]))
+            if actions:
+                found[intent] = (actions[0], where, actions[1:])
     return found
+
+
+def _action_endpoint(project: Path) -> str | None:
+    endpoints = _load(project / "endpoints.yml") if (project / "endpoints.yml").is_file() else {}
+    endpoint = endpoints.get("action_endpoint")
+    return str(endpoint["url"]) if isinstance(endpoint, dict) and endpoint.get("url") else None
 
 
 def import_project(project: Path, out: Path) -> Imported:
@@ -124,17 +134,26 @@ def import_project(project: Path, out: Path) -> Imported:
     responses: dict[str, Any] = domain.setdefault("responses", {}) or {}
     domain["responses"] = responses
     intents = [i if isinstance(i, str) else next(iter(i)) for i in domain.get("intents") or []]
-    for intent, (response, where, rest) in sorted(_first_answers(conversations).items()):
-        if f"utter_{intent}" in responses or response not in responses or response == f"utter_{intent}":
+    custom = {a if isinstance(a, str) else next(iter(a)) for a in domain.get("actions") or []}
+    answers: dict[str, str] = {}
+    for intent, (first, where, rest) in sorted(_first_answers(conversations).items()):
+        if first in custom:  # a custom action on the action server answers it
+            if first != f"action_{intent}":
+                answers[intent] = first
+            done.mapped[intent] = first
+        elif f"utter_{intent}" in responses or first not in responses or first == f"utter_{intent}":
             continue
-        responses[f"utter_{intent}"] = responses[response]
-        done.mapped[intent] = response
+        else:
+            responses[f"utter_{intent}"] = responses[first]
+            done.mapped[intent] = first
         if rest:
             done.notes.append(
-                f"intent {intent}: {where} answers it with {response} and then {', '.join(rest)}; only {response} is "
+                f"intent {intent}: {where} answers it with {first} and then {', '.join(rest)}; only {first} is "
                 "sent (one reply per message)."
             )
-    answered = {i for i in intents if f"utter_{i}" in responses}
+    if answers:
+        domain["answers"] = answers
+    answered = {i for i in intents if f"utter_{i}" in responses or i in answers or f"action_{i}" in custom}
     if unanswered := [i for i in intents if i not in answered]:
         done.notes.append(
             f"intents without a response of their own, answered by an action plugin named action_<intent> or else "
@@ -145,9 +164,19 @@ def import_project(project: Path, out: Path) -> Imported:
         domain.pop("forms", None)
     if (project / "actions").is_dir():
         copy("actions")
+        if custom and not _action_endpoint(project):
+            endpoints = _load(out / "endpoints.yml") if (out / "endpoints.yml").is_file() else {}
+            endpoints["action_endpoint"] = {"url": DEFAULT_ACTION_ENDPOINT}
+            (out / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))
+            done.notes.append(
+                f"endpoints.yml had no action_endpoint: it is now Rasa's default, {DEFAULT_ACTION_ENDPOINT}."
+            )
         done.notes.append(
-            "custom actions (actions/) run on Rasa's action server, which this assistant does not call: write the "
-            "ones you need as action plugins (entry point group assistant.actions), named action_<intent>."
+            "custom actions (actions/) run on Rasa's action server, as in Rasa: `assistant up` serves actions/ with "
+            "rasa-sdk at action_endpoint; an intent is answered by the action its rules named (answers: in "
+            "domain.yml), or by action_<intent>."
+            if custom
+            else "actions/ is copied, but the domain declares no actions: nothing calls the action server."
         )
     (out / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False, allow_unicode=True))
     done.copied.append("domain.yml" if domain_file.is_file() else "domain/ (merged into domain.yml)")

@@ -150,6 +150,7 @@ class TelegramAPI(LoopbackServer):
         self.token = token
         self.script: list[Reply | None] = []  # how to answer the next sendMessage calls (None: normally)
         self.sent: list[dict[str, Any]] = []  # messages Telegram accepted
+        self.photos: list[dict[str, Any]] = []  # photos Telegram accepted
         self._message_id = 100
         super().__init__()
 
@@ -162,8 +163,17 @@ class TelegramAPI(LoopbackServer):
         if method == "getMe":
             user = {"id": 4242, "is_bot": True, "first_name": "Assistant", "username": "assistant_bot"}
             return 200, {}, {"ok": True, "result": user}
-        if method in ("setWebhook", "sendChatAction"):
+        if method in ("setWebhook", "sendChatAction", "answerCallbackQuery"):
             return 200, {}, {"ok": True, "result": True}
+        if method == "sendPhoto":
+            if not params.get("photo"):
+                return 400, {}, {"ok": False, "error_code": 400, "description": "Bad Request: there is no photo"}
+            self._message_id += 1
+            self.photos.append(params)
+            chat = {"id": int(params["chat_id"]), "type": "private", "first_name": "Ana"}
+            photo = [{"file_id": "AgAD", "file_unique_id": "AQAD", "width": 320, "height": 240}]
+            result = {"message_id": self._message_id, "date": int(time.time()), "chat": chat, "photo": photo}
+            return 200, {}, {"ok": True, "result": result}
         if method != "sendMessage":
             return 404, {}, {"ok": False, "error_code": 404, "description": "Not Found"}
         if not str(params.get("text", "")).strip():

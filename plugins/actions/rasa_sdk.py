@@ -68,6 +68,10 @@ class RemoteAction:
         self.store = store
         self.http = http
 
+    async def aclose(self) -> None:
+        """The client the domain's remote actions share (closing it again is a no-op)."""
+        await self.http.aclose()
+
     async def run(self, context: ActionContext) -> ActionResult:
         turns = await self.store.transaction(
             lambda conn: feedback.conversation_turns(conn, context.channel, context.sender, HISTORY_MESSAGES)

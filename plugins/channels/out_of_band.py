@@ -1,11 +1,14 @@
 """What the channels that answer out of band (Slack, Telegram, REST callbacks) share: acknowledge at once and
-answer later, read a platform's Retry-After, and name a reply's sources."""
+answer later, read a platform's Retry-After, name a reply's sources, and read a response's image."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from assistant.config import Settings
 from assistant.contracts import Accepted, Citation, DuplicateMessage, IncomingMessage, Turns
@@ -52,3 +55,26 @@ def source_name(citation: Citation) -> str:
 def sources_text(citations: list[Citation]) -> str:
     """The sources as plain lines under a reply: ``[1] Shipping and delivery: shipping.md``."""
     return "Sources:\n" + "\n".join(f"[{c.n}] {c.title}: {source_name(c)}" for c in citations)
+
+
+# what chat platforms show as a photo (Telegram's sendPhoto takes these; SVG is not a photo there)
+PHOTO_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def web_image(image: str | None) -> bool:
+    """A response's image that a platform can fetch itself (Slack's image block, Telegram by URL): http(s)."""
+    return bool(image) and str(image).startswith(("https://", "http://"))
+
+
+def data_image(image: str | None) -> tuple[str, bytes] | None:
+    """A ``data:`` image as (media type, bytes), for platforms that take uploads; None if it is not one or does
+    not decode."""
+    if not image or not image.startswith("data:") or "," not in image:
+        return None
+    header, _, data = image[5:].partition(",")
+    media, *params = header.split(";")
+    try:
+        raw = base64.b64decode(data, validate=True) if "base64" in params else unquote_to_bytes(data)
+    except (binascii.Error, ValueError):
+        return None
+    return media.strip().lower() or "text/plain", raw

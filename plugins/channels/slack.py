@@ -31,7 +31,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import PLATFORM_REFUSALS, accept_and_answer_later, retry_after_s, source_name
+from plugins.channels.out_of_band import (
+    PLATFORM_REFUSALS,
+    accept_and_answer_later,
+    retry_after_s,
+    source_name,
+    web_image,
+)
 
 log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
@@ -187,15 +193,17 @@ def escape(text: str) -> str:
 
 def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
     """A reply with more than text: its text, then the response's image and buttons, then a context block that
-    names its sources (links for URLs). None for plain text (``text`` alone is posted)."""
+        names its sources (links for URLs). None for plain text (``text`` alone is posted). An image is shown only
+    from an http(s) URL, which Slack fetches."""
     rich = reply.rich
-    if not reply.citations and not (rich and (rich.buttons or rich.image)):
+    image = rich.image if rich and web_image(rich.image) else None  # Slack fetches it: a data: URL is refused
+    if not reply.citations and not (rich and (rich.buttons or image)):
         return None
     blocks: list[dict[str, Any]] = []
     if reply.text.strip():
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(reply.text)}})
-    if rich and rich.image:
-        blocks.append({"type": "image", "image_url": rich.image, "alt_text": "image"})
+    if image:
+        blocks.append({"type": "image", "image_url": image, "alt_text": "image"})
     if rich and rich.buttons:
         elements = [
             {"type": "button", "action_id": f"button-{i}", "value": str(b.get("payload") or b.get("title"))[:2000],

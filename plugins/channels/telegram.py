@@ -24,14 +24,21 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, IncomingMessage, Outgoing, Turns
 from plugins.channels.options import channel_options
-from plugins.channels.out_of_band import PLATFORM_REFUSALS, accept_and_answer_later, sources_text
+from plugins.channels.out_of_band import (
+    PHOTO_TYPES,
+    PLATFORM_REFUSALS,
+    accept_and_answer_later,
+    data_image,
+    sources_text,
+    web_image,
+)
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -82,6 +89,21 @@ def inline_keyboard(buttons: list[dict[str, Any]]) -> InlineKeyboardMarkup | Non
             continue
         rows.append([InlineKeyboardButton(str(button.get("title") or payload), callback_data=payload)])
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _photo(image: str | None) -> str | InputFile | None:
+    """What sendPhoto takes for a response's image: its URL (Telegram fetches it), or a ``data:`` photo uploaded;
+    None for what Telegram does not show as a photo (an SVG, say), which is left out rather than failing the
+    reply."""
+    if web_image(image):
+        return image
+    decoded = data_image(image)
+    if decoded is None or decoded[0] not in PHOTO_TYPES:
+        if image:
+            log.info("image left out: Telegram shows http(s) URLs and PNG/JPEG/GIF/WebP data as photos")
+        return None
+    media, raw = decoded
+    return InputFile(raw, filename=f"image.{media.split('/')[1]}")
 
 
 class TelegramChannel:
@@ -182,8 +204,9 @@ class TelegramChannel:
                 last = n == len(parts) - 1
                 await self.bot.send_message(chat_id, part, reply_markup=keyboard if last else None)
                 sent += 1
-            if reply.rich and reply.rich.image and not reply.state.get("photo_sent"):
-                await self.bot.send_photo(chat_id, reply.rich.image)
+            photo = _photo(reply.rich.image if reply.rich else None)
+            if photo is not None and not reply.state.get("photo_sent"):
+                await self.bot.send_photo(chat_id, photo)
                 reply.state["photo_sent"] = True
         except RetryAfter as exc:
             wait = exc.retry_after

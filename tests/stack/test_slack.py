@@ -1,5 +1,6 @@
 """The Slack channel on the real stack, with a loopback stand-in for the Slack Web API: signatures, the 3-second
-acknowledgement, replies in the thread, retries and bots ignored, and chat.postMessage retried after 429."""
+acknowledgement, replies in the thread, retries and bots ignored, chat.postMessage retried after 429, and
+buttons as blocks whose clicks are answered."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -142,3 +144,39 @@ def test_rate_limited_post_is_retried_until_slack_takes_it(stack: Stack, slack_a
     slack_api.wait_for(lambda: slack_api.posted_to(channel), 60, "the reply after two 429s")
     calls = [r.params() for r in slack_api.calls("chat.postMessage") if r.params().get("channel") == channel]
     assert len(calls) == 3 and len(slack_api.posted_to(channel)) == 1
+
+
+def test_buttons_are_blocks_and_a_click_is_answered_in_the_thread(stack: Stack, slack_api: SlackAPI) -> None:
+    """The demo's help response has buttons: posted as an actions block; a click comes back as Slack's
+    ``block_actions`` interaction (form-encoded ``payload``), taken as the payload without the NLU, and its
+    answer goes to the same thread."""
+    channel = f"D{uuid.uuid4().hex[:8].upper()}"
+    payload = event("what can you do", channel)
+    assert post(stack, payload).status_code == 200
+    slack_api.wait_for(lambda: slack_api.posted_to(channel), 60, "the help reply in Slack")
+    (helped,) = slack_api.posted_to(channel)
+    (actions,) = [b for b in helped["blocks"] if b["type"] == "actions"]
+    buttons = {e["text"]["text"]: e for e in actions["elements"]}
+    assert [e["value"] for e in buttons.values()] == ["/opening_hours", "/payment_methods", "/contact_human"]
+
+    clicked = buttons["Payment methods"]
+    interaction = {
+        "type": "block_actions", "trigger_id": f"{uuid.uuid4().int % 10**12}.1.abc",
+        "user": {"id": "U123", "username": "ana", "team_id": "T1"}, "team": {"id": "T1", "domain": "shop"},
+        "api_app_id": "A1", "channel": {"id": channel, "name": "directmessage"},
+        "container": {"type": "message", "message_ts": "1700000001.000100", "channel_id": channel,
+                      "thread_ts": payload["event"]["ts"]},
+        "actions": [{"type": "button", "action_id": clicked["action_id"], "block_id": "b1", "value": clicked["value"],
+                     "text": clicked["text"], "action_ts": f"{time.time():.6f}"}],
+    }  # fmt: skip
+    body = urlencode({"payload": json.dumps(interaction)}).encode()
+    headers = {**signed(body), "Content-Type": "application/x-www-form-urlencoded"}
+    response = stack.http.post(f"{stack.url}/webhooks/slack/webhook", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    slack_api.wait_for(lambda: len(slack_api.posted_to(channel)) == 2, 60, "the answer to the click")
+    answer = slack_api.posted_to(channel)[1]
+    assert answer["thread_ts"] == payload["event"]["ts"]
+    user = stored(stack, "/payment_methods")[-1]
+    assert (user["intent"], user["nlu_model"]) == ("payment_methods", "payload")
+    bot = stack.rows("SELECT * FROM messages WHERE reply_to_id = ?", user["id"])[0]
+    assert answer["text"] == bot["text"] and bot["answered_by"] == "utter_payment_methods"

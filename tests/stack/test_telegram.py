@@ -1,5 +1,6 @@
 """The Telegram channel on the real stack, with a loopback stand-in for the Bot API: the secret token,
-duplicate updates, the typing action, long replies split (and resumed after a failure), set-webhook."""
+duplicate updates, the typing action, long replies split (and resumed after a failure), set-webhook, and buttons
+as an inline keyboard whose taps are answered."""
 
 from __future__ import annotations
 
@@ -146,3 +147,35 @@ def test_set_webhook_registers_url_and_secret(stack: Stack, telegram_api: Telegr
     assert call["secret_token"] == TELEGRAM_SECRET
     bad = set_webhook("bot.example.org")
     assert bad.returncode == 1 and "--url must be an http(s) URL" in bad.stderr
+
+
+def test_buttons_are_an_inline_keyboard_and_a_tap_is_answered(stack: Stack, telegram_api: TelegramAPI) -> None:
+    """The demo's help response has buttons: sent as an inline keyboard (callback_data = the payload); a tap is
+    a ``callback_query`` update, acknowledged (answerCallbackQuery) and answered as the payload, without the
+    NLU."""
+    chat_id = random.randint(10**6, 10**7)
+    assert post(stack, update("what can you do", chat_id)).status_code == 200
+    telegram_api.wait_for(lambda: telegram_api.sent_to(chat_id), 60, "the help reply in Telegram")
+    (helped,) = [m for m in telegram_api.sent if int(m["chat_id"]) == chat_id]
+    keyboard = helped["reply_markup"]["inline_keyboard"]
+    assert [(b["text"], b["callback_data"]) for row in keyboard for b in row] == [
+        ("Opening hours", "/opening_hours"), ("Payment methods", "/payment_methods"),
+        ("Talk to a person", "/contact_human"),
+    ]  # fmt: skip
+
+    ana = {"id": chat_id, "is_bot": False, "first_name": "Ana"}
+    bot_user = {"id": 4242, "is_bot": True, "first_name": "Assistant"}
+    query_id = str(random.randint(10**15, 10**16))
+    tap = {"update_id": random.randint(10**8, 10**9), "callback_query": {
+        "id": query_id, "from": ana, "chat_instance": "-4711", "data": "/payment_methods",
+        "message": {"message_id": 101, "from": bot_user, "date": int(time.time()),
+                    "chat": {"id": chat_id, "type": "private", "first_name": "Ana"}, "text": "I can check..."},
+    }}  # fmt: skip
+    assert post(stack, tap).status_code == 200
+    telegram_api.wait_for(lambda: len(telegram_api.sent_to(chat_id)) == 2, 60, "the answer to the tap")
+    acknowledged = [r.params() for r in telegram_api.calls("/answerCallbackQuery")]
+    assert any(str(p["callback_query_id"]) == query_id for p in acknowledged)
+    (user,) = stack.rows("SELECT * FROM messages WHERE external_id = ?", f"telegram:{tap['update_id']}")
+    assert (user["text"], user["intent"], user["nlu_model"]) == ("/payment_methods", "payment_methods", "payload")
+    (bot,) = stack.rows("SELECT * FROM messages WHERE reply_to_id = ?", user["id"])
+    assert telegram_api.sent_to(chat_id)[1] == bot["text"] and bot["answered_by"] == "utter_payment_methods"

@@ -75,10 +75,32 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         yield app
 
 
+DEMO_LOYALTY_REPLY = (
+    "You earn 1 point per euro spent, and 100 points are worth 5 off your next order. Your balance is shown "
+    "under Account > Rewards."
+)
+
+
 async def test_with_the_server_down_the_intents_own_response_answers(app: App) -> None:
-    assert await app.say("ana", "/loyalty_points") == (
-        "You earn 1 point per euro spent, and 100 points are worth 5 off your next order. Your balance is shown "
-        "under Account > Rewards."
-    )
+    assert await app.say("ana", "/loyalty_points") == DEMO_LOYALTY_REPLY
     _, bot = app.turn("ana")
     assert bot["reason"] == "action_failed" and "action server" in bot["error"]
+
+
+async def test_an_intent_is_answered_by_the_action_its_rule_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``answers:`` in the domain (what `init --from-rasa` writes for a rule's custom action): the pipeline calls
+    that action for the intent, not ``action_<intent>``."""
+    import shutil
+
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    bot = tmp_path / "bot"
+    shutil.copytree(DEMO_BOT_DIR, bot, ignore=shutil.ignore_patterns("models", "kb"))
+    domain = (bot / "domain.yml").read_text().replace("  - action_loyalty_points", "  - action_check_points")
+    (bot / "domain.yml").write_text(domain + "\nanswers:\n  loyalty_points: action_check_points\n")
+    settings = settings_for(tmp_path, bot_dir=bot, action_server={"url": "http://127.0.0.1:9/webhook", "timeout_s": 2})
+    async with start(settings) as app:
+        assert await app.say("ana", "/loyalty_points") == DEMO_LOYALTY_REPLY
+        _, reply = app.turn("ana")
+    assert reply["reason"] == "action_failed" and reply["error"].startswith("action_check_points: ")

@@ -33,7 +33,8 @@ def test_moodbot_becomes_a_bot_directory(tmp_path: Path, monkeypatch: pytest.Mon
     assert cheer is not None and cheer.rich is not None and cheer.rich.image == "https://i.imgur.com/nGF1K8f.jpg"
     assert "intent mood_great answers with utter_happy" in said
     assert "3 stories and 2 rules are not carried over" in said
-    assert "only utter_cheer_up is sent" in said and "Rasa's action server" in said
+    assert "only utter_cheer_up is sent" in said
+    assert "actions/ is copied, but the domain declares no actions" in said  # the moodbot's are commented out
     assert f"assistant up --bot {out}" in said
 
 
@@ -57,3 +58,32 @@ def test_an_existing_bot_directory_is_not_overwritten(tmp_path: Path) -> None:
     assert (tmp_path / "taken" / "domain.yml").read_text() == "keep me"
     bad = CliRunner().invoke(cli, ["up", "--bot", str(tmp_path)])
     assert bad.exit_code == 1 and "is not a bot directory" in " ".join(bad.output.split())
+
+
+def test_a_rule_answered_by_a_custom_action_keeps_its_action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moodbot with what a Rasa user adds: a rule answers mood_great with a custom action, so the domain's
+    ``answers:`` names it, the action endpoint is Rasa's default, and the pipeline calls that action."""
+    from tests.rasa_projects import moodbot_plus
+
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    project, out = moodbot_plus(tmp_path / "project"), tmp_path / "bot"
+    result = CliRunner().invoke(cli, ["init", "--from-rasa", str(project), "--out", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    domain = Domain.load(out)
+    assert domain.action_for("mood_great") == "action_remember_mood"
+    assert domain.action_for("greet") == "action_greet"  # no rule names an action: the default name
+    assert domain.actions == ["action_remember_mood"]
+    assert "intent mood_great answers with action_remember_mood" in said
+    assert "serves actions/ with rasa-sdk" in said and "Rasa's default, http://localhost:5055/webhook" in said
+    assert yaml.safe_load((out / "endpoints.yml").read_text())["action_endpoint"] == {
+        "url": "http://localhost:5055/webhook"
+    }
+    assert (out / "actions" / "mood.py").is_file() and (out / "data" / "chitchat.yml").is_file()
+    greet = domain.response("utter_greet", {})
+    assert greet is not None and greet.rich is not None and [b["payload"] for b in greet.rich.buttons] == [
+        "/mood_great", "/mood_unhappy"
+    ]  # fmt: skip
+    assert domain.render("utter_goodbye", {"mood": "great"}) == "Bye, and stay great!"
+    assert domain.render("utter_goodbye", {}) == "Bye"
+    assert domain.render("utter_chitchat/ask_name", {}) == "I'm Moody, the mood bot."

@@ -151,3 +151,30 @@ def test_slack_blocks_and_telegram_keyboards_render_a_response() -> None:
     assert [[(b.text, b.callback_data) for b in row] for row in keyboard.inline_keyboard] == [
         [("Hours", "/opening_hours")]
     ]
+
+
+def test_images_go_to_each_platform_as_it_can_take_them() -> None:
+    """Slack and Telegram fetch http(s) images themselves; a data: URL is refused by Slack's image block (left
+    out), uploaded to Telegram when it is a photo type, and left out there when it is not (SVG)."""
+    import base64
+
+    from telegram import InputFile
+
+    from assistant.contracts import Outgoing, RichResponse
+    from plugins.channels.out_of_band import data_image
+    from plugins.channels.slack import _blocks
+    from plugins.channels.telegram import _photo
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
+    png_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    svg_url = "data:image/svg+xml;base64," + base64.b64encode(b"<svg/>").decode()
+    assert data_image(png_url) == ("image/png", png)
+    assert data_image("data:image/svg+xml,%3Csvg%2F%3E") == ("image/svg+xml", b"<svg/>")
+    assert data_image("data:image/png;base64,not base64!") is None and data_image("https://x/i.png") is None
+    assert _photo("https://x/i.png") == "https://x/i.png"
+    uploaded = _photo(png_url)
+    assert isinstance(uploaded, InputFile) and uploaded.filename == "image.png"
+    assert _photo(svg_url) is None and _photo(None) is None
+
+    reply = Outgoing("k", "slack", "C1:U1", "Our stores", 2, 1, {}, 1, {}, [], RichResponse(image=svg_url))
+    assert _blocks(reply) is None  # nothing but text left: posted as text
