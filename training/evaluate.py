@@ -123,7 +123,7 @@ async def run_eval(
     summary = Evaluation(str(data), router.model_dump(), metrics, tuned)
     (out / "metrics.json").write_text(json.dumps(asdict(summary), indent=2))
     (out / "intent_report.json").write_text(json.dumps(metrics["per_intent"], indent=2))
-    (out / "predictions.json").write_text(json.dumps([asdict(p) for p in predictions], indent=2))
+    (out / "predictions.json").write_text(json.dumps([{**asdict(p), "label": p.label} for p in predictions], indent=2))
     rows = [(name, metrics[name], None) for name in ("in_scope_accuracy", "macro_f1", "oos_recall", "oos_precision")]
     sections = [
         f"# NLU evaluation: {data.name}",

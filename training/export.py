@@ -139,7 +139,22 @@ class _RasaDumper(yaml.SafeDumper):
 _RasaDumper.add_representer(_Literal, _literal)
 
 
-def write_rasa_nlu(path: Path, examples: list[Example], others: list[dict[str, Any]] | None = None) -> None:
+def read_responses(paths: list[Path]) -> dict[str, Any]:
+    """The ``responses:`` kept in training data files (where Rasa bots keep their retrieval intents' answers,
+    which Rasa's ResponseSelector needs beside the examples)."""
+    responses: dict[str, Any] = {}
+    for path in paths:
+        data = load_rasa_yaml(path.read_text()) or {}
+        responses.update(data.get("responses") or {})
+    return responses
+
+
+def write_rasa_nlu(
+    path: Path,
+    examples: list[Example],
+    others: list[dict[str, Any]] | None = None,
+    responses: dict[str, Any] | None = None,
+) -> None:
     by_intent: dict[str, list[str]] = defaultdict(list)
     for example in examples:
         by_intent[example.intent].append(example.text)
@@ -151,7 +166,9 @@ def write_rasa_nlu(path: Path, examples: list[Example], others: list[dict[str, A
         {k: _Literal(v) if k == "examples" and isinstance(v, str) else v for k, v in item.items()}
         for item in others or []
     ]
-    document = {"version": "3.1", "nlu": items}
+    document: dict[str, Any] = {"version": "3.1", "nlu": items}
+    if responses:
+        document["responses"] = responses
     path.write_text(yaml.dump(document, Dumper=_RasaDumper, sort_keys=False, allow_unicode=True, width=10_000))
 
 
@@ -215,7 +232,8 @@ async def export_nlu(
         auto = await store.transaction(lambda conn: _auto_labelled(conn, auto_label_confidence))
     # personal data out, as in the SFT export (Rasa's entity markup survives: only the values are masked)
     human, auto = ([replace(e, text=scrubber(e.text)) for e in examples] for examples in (human, auto))
-    base, others = read_rasa_nlu(sorted((settings.bot_dir / "data").glob("*.yml")))
+    data_files = sorted((settings.bot_dir / "data").glob("*.yml"))
+    base, others = read_rasa_nlu(data_files)
     bot_tests, _ = read_rasa_nlu(sorted((settings.bot_dir / "tests").glob("*.yml")))
 
     # Hold out part of the human labels, per intent, where there are enough of them to spare.
@@ -236,7 +254,7 @@ async def export_nlu(
 
     out.mkdir(parents=True, exist_ok=True)
     train_path, test_path = out / "nlu.yml", out / "test.yml"
-    write_rasa_nlu(train_path, train, others)
+    write_rasa_nlu(train_path, train, others, read_responses(data_files))
     write_rasa_nlu(test_path, test)
     (out / "conflicts.json").write_text(json.dumps(conflicts, indent=2))
     counts = {

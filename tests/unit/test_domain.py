@@ -38,6 +38,11 @@ def test_demo_bot_answers_every_in_scope_intent() -> None:
     assert actions >= {"orders", "opening_hours"}
     for intent in intents.keys() - {"chitchat", "out_of_scope", "order_status", "opening_hours"}:
         assert f"utter_{intent}" in domain.responses, intent
+    # the FAQ retrieval intent: every key has its response
+    faq = yaml.safe_load((DEMO_BOT_DIR / "data" / "faq.yml").read_text())["nlu"]
+    keys = [block["intent"] for block in faq]
+    assert len(keys) >= 3 and all(key.startswith("faq/") for key in keys)
+    assert all(f"utter_{key}" in domain.responses for key in keys)
 
 
 RICH = {

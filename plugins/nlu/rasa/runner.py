@@ -57,8 +57,19 @@ def rasa_executable(settings: Settings) -> str:
     return found
 
 
+def domain_path(bot_dir: Path) -> Path | None:
+    """The bot's domain (a file, or Rasa's ``domain/`` folder): Rasa reads the retrieval intents' responses
+    from it too, which its ResponseSelector needs to name what it selected."""
+    for path in (bot_dir / "domain.yml", bot_dir / "domain"):
+        if path.exists():
+            return path
+    return None
+
+
 def training_files(bot_dir: Path) -> list[Path]:
-    return [bot_dir / "config.yml", *sorted((bot_dir / "data").rglob("*.yml"))]
+    domain = domain_path(bot_dir)
+    domains = [domain] if domain and domain.is_file() else sorted(domain.rglob("*.yml")) if domain else []
+    return [bot_dir / "config.yml", *sorted((bot_dir / "data").rglob("*.yml")), *domains]
 
 
 def fingerprint(bot_dir: Path) -> str:
@@ -91,9 +102,11 @@ def rasa_train(
     finetune: Path | None = None,
     epoch_fraction: float = 1.0,
     on_progress: Callable[[int, int, str], None] | None = None,
+    domain: Path | None = None,
 ) -> Path:
     """Run real `rasa train nlu` in the Rasa environment; returns the model file, raises with its output.
-    ``on_progress(done, total, stage)`` follows encoder fine-tuning steps, then DIET's epochs."""
+    ``on_progress(done, total, stage)`` follows encoder fine-tuning steps, then DIET's epochs. ``domain``: the
+    bot's (its responses reach the ResponseSelector)."""
     out.mkdir(parents=True, exist_ok=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Rasa's working directory, so: absolute paths only
     config, data, out = config.resolve(), data.resolve(), out.resolve()
@@ -101,6 +114,8 @@ def rasa_train(
         rasa_executable(settings), "train", "nlu",
         "--config", str(config), "--nlu", str(data), "--out", str(out), "--fixed-model-name", name,
     ]  # fmt: skip
+    if domain is not None:
+        command += ["--domain", str(domain.resolve())]
     if finetune is not None:
         command += ["--finetune", str(finetune.resolve()), "--epoch-fraction", str(epoch_fraction)]
 
@@ -140,6 +155,7 @@ def train_bot(
         settings.rasa_models_dir,
         target.name.removesuffix(".tar.gz"),
         on_progress=on_progress,
+        domain=domain_path(settings.bot_dir),
     )
     with contextlib.suppress(OSError):  # a read-only or full cache only costs the next clone a training
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -162,14 +162,22 @@ class RasaServer:
                     settings, config, data, models_dir, name,
                     finetune=parent.path,
                     epoch_fraction=settings.training.nlu_finetune_epoch_fraction,
-                    on_progress=on_progress,
+                    on_progress=on_progress, domain=runner.domain_path(settings.bot_dir),
                 )  # fmt: skip
                 return TrainedModel(path, "finetune", wanted_hash)
             except runner.RasaTrainingFailed as exc:
                 note = f"fine-tuning failed, trained from scratch: {str(exc).splitlines()[-1][:200]}"
         else:
             note = "pipeline config changed, trained from scratch" if parent else "no active model"
-        path = runner.rasa_train(settings, config, data, models_dir, name, on_progress=on_progress)
+        path = runner.rasa_train(
+            settings,
+            config,
+            data,
+            models_dir,
+            name,
+            on_progress=on_progress,
+            domain=runner.domain_path(settings.bot_dir),
+        )
         return TrainedModel(path, "full", wanted_hash, note)
 
     def _training_config(self, out: Path, epochs: int | None) -> Path:
