@@ -22,6 +22,7 @@ import yaml
 
 from assistant.contracts import AssistantError
 from assistant.domain import merge_domain
+from assistant.router import FALLBACK_INTENT
 
 DEFAULT_ACTION_ENDPOINT = "http://localhost:5055/webhook"  # where `rasa run actions` listens by default
 DEFAULT_PERSONA = (
@@ -137,6 +138,12 @@ def import_project(project: Path, out: Path) -> Imported:
     custom = {a if isinstance(a, str) else next(iter(a)) for a in domain.get("actions") or []}
     answers: dict[str, str] = {}
     for intent, (first, where, rest) in sorted(_first_answers(conversations).items()):
+        if intent == FALLBACK_INTENT:
+            done.notes.append(
+                f"{where} answers {FALLBACK_INTENT} (Rasa's FallbackClassifier) with {first}: here an unsure message "
+                "goes to the LLM instead (router.confidence_threshold and ambiguity_margin decide)."
+            )
+            continue
         if first in custom:  # a custom action on the action server answers it
             if first != f"action_{intent}":
                 answers[intent] = first

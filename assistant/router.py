@@ -13,6 +13,8 @@ from assistant.config import RouterSettings
 from assistant.contracts import IntentScore, ParseResult, Reason, Route
 
 EPSILON = 1e-9  # so a margin met exactly (0.7 - 0.5 vs 0.2) is not lost to float rounding
+# Rasa's FallbackClassifier names an unsure parse so (its confidence is the classifier's threshold, not a score)
+FALLBACK_INTENT = "nlu_fallback"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Router:
 
     - the NLU is unavailable (``nlu_unavailable``) or found no intent (``no_intent``),
     - the top intent is one the LLM handles, e.g. chitchat (``llm_intent``),
-    - the top confidence is below the threshold (``low_confidence``),
+    - the top confidence is below the threshold, or Rasa's FallbackClassifier said ``nlu_fallback``
+      (``low_confidence``),
     - top-1 minus top-2 confidence is below the ambiguity margin (``ambiguous``),
     - a retrieval intent's selected response is below the threshold (``low_selection``);
 
@@ -59,7 +62,7 @@ class Router:
             return self._retrieval(top, parse.retrieval)
         if top.name in self.llm_intents:
             return Decision(Route.LLM, Reason.LLM_INTENT, top.name)
-        if top.confidence < self.threshold:
+        if top.confidence < self.threshold or top.name == FALLBACK_INTENT:
             return Decision(Route.LLM, Reason.LOW_CONFIDENCE, top.name)
         runner_up = next((s.confidence for s in parse.ranking if s.name != top.name), 0.0)
         if top.confidence - runner_up < self.margin - EPSILON:

@@ -4,6 +4,7 @@ is said in sentences; bad input is a sentence and exit 1."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,20 @@ def test_a_rule_answered_by_a_custom_action_keeps_its_action(tmp_path: Path, mon
     assert domain.render("utter_goodbye", {"mood": "great"}) == "Bye, and stay great!"
     assert domain.render("utter_goodbye", {}) == "Bye"
     assert domain.render("utter_chitchat/ask_name", {}) == "I'm Moody, the mood bot."
+
+
+def test_a_fallback_rule_is_not_copied(tmp_path: Path) -> None:
+    """Rasa's nlu_fallback rule (answer an unsure message with a "please rephrase"): unsure messages go to the
+    LLM here, so the rule is reported, not turned into a response for an intent."""
+    project = tmp_path / "project"
+    shutil.copytree(MOODBOT, project)
+    rules = yaml.safe_load((project / "data" / "rules.yml").read_text())
+    rules["rules"].append(
+        {"rule": "Ask to rephrase", "steps": [{"intent": "nlu_fallback"}, {"action": "utter_goodbye"}]}
+    )
+    (project / "data" / "rules.yml").write_text(yaml.safe_dump(rules))
+    result = CliRunner().invoke(cli, ["init", "--from-rasa", str(project), "--out", str(tmp_path / "bot")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "rule 'Ask to rephrase' answers nlu_fallback (Rasa's FallbackClassifier) with utter_goodbye" in said
+    assert "utter_nlu_fallback" not in Domain.load(tmp_path / "bot").responses

@@ -28,6 +28,8 @@ def parse(*scores: tuple[str, float]) -> ParseResult:
         (parse(("greet", 0.7), ("goodbye", 0.51)), "llm", "ambiguous"),
         (parse(("greet", 0.7), ("goodbye", 0.5)), "intent", "confident"),  # margin exactly met
         (parse(("greet", 0.95)), "intent", "confident"),  # no runner-up counts as 0
+        # Rasa's FallbackClassifier (threshold 0.7 here): unsure, whatever the confidence it reports
+        (parse(("nlu_fallback", 0.7), ("greet", 0.4)), "llm", "low_confidence"),
     ],
 )
 def test_route(result: ParseResult | None, kind: str, reason: str) -> None:
