@@ -28,6 +28,10 @@ from assistant.contracts import Generation
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+# Rasa's channel sections (credentials.yml) that are our channels by the same name
+RASA_CHANNELS = ("rest", "socketio", "slack", "telegram", "callback")
+
+
 def _expand_env(value: Any) -> Any:
     """``${VAR}`` in credentials files is taken from the environment (as Rasa does); unset: empty."""
     if isinstance(value, str):
@@ -351,8 +355,10 @@ class Settings(BaseSettings):
     channel: dict[str, dict[str, Any]] = Field(
         {}, description="options per channel, e.g. ASSISTANT_CHANNEL__SLACK__BOT_TOKEN; win over credentials_file"
     )
-    credentials_file: Path = Field(
-        Path("credentials.yml"), description="Rasa-style: a section per channel, ${VAR} read from the environment"
+    credentials_file: Path | None = Field(
+        None,
+        description="Rasa-style: a section per channel, ${VAR} read from the environment; default: the bot's "
+        "credentials.yml, else ./credentials.yml",
     )
     cors_origins: list[str] = Field([], description="sites allowed to call the API from a browser (the web widget)")
     rasa: RasaSettings = RasaSettings()
@@ -396,14 +402,32 @@ class Settings(BaseSettings):
             YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
         )
 
+    @property
+    def credentials_path(self) -> Path:
+        """``credentials_file``, else the bot's credentials.yml (a Rasa project's), else ./credentials.yml."""
+        if self.credentials_file is not None:
+            return self.credentials_file
+        bots = self.bot_dir / "credentials.yml"
+        return bots if bots.is_file() else Path("credentials.yml")
+
+    def _credentials(self) -> dict[str, Any]:
+        path = self.credentials_path
+        credentials = yaml.safe_load(path.read_text()) if path.is_file() else None
+        return credentials if isinstance(credentials, dict) else {}
+
     def channel_options(self, name: str) -> dict[str, Any]:
-        """A channel's options: its section of ``credentials_file`` overlaid with ``channel[name]``."""
-        options: dict[str, Any] = {}
-        if self.credentials_file.is_file():
-            credentials = yaml.safe_load(self.credentials_file.read_text()) or {}
-            options.update(_expand_env(credentials.get(name) or {}))
+        """A channel's options: its section of the credentials file overlaid with ``channel[name]``."""
+        options: dict[str, Any] = dict(_expand_env(self._credentials().get(name) or {}))
         options.update(self.channel.get(name, {}))
         return options
+
+    @model_validator(mode="after")
+    def _channels_from_credentials(self) -> Settings:
+        """As in Rasa, a channel's section in the credentials file switches it on, unless ``channels`` is set."""
+        if "channels" not in self.model_fields_set:
+            sections = [name for name in RASA_CHANNELS if name in self._credentials()]
+            self.channels = list(dict.fromkeys([*self.channels, *sections]))
+        return self
 
     @model_validator(mode="after")
     def _generated_secrets(self) -> Settings:

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from assistant.config import RASA_CHANNELS
 from assistant.contracts import AssistantError
 from assistant.domain import merge_domain
 from assistant.router import FALLBACK_INTENT
@@ -104,6 +105,15 @@ def import_project(project: Path, out: Path) -> Imported:
 
     for relative in ("config.yml", "credentials.yml", "endpoints.yml", "tests"):
         copy(relative)
+    if (project / "credentials.yml").is_file():
+        sections = list(_load(project / "credentials.yml"))
+        if ours := [name for name in sections if name in RASA_CHANNELS]:
+            done.notes.append(
+                f"credentials.yml switches on these channels, as in Rasa: {', '.join(ours)} (with rest and web; "
+                "set channels: in assistant.yml to choose)."
+            )
+        if others := [name for name in sections if name not in RASA_CHANNELS]:
+            done.notes.append(f"credentials.yml sections with no channel here, ignored: {', '.join(others)}.")
 
     # training data: NLU (and responses) are kept; stories and rules are dialogue policy data
     conversations: list[tuple[str, dict[str, Any]]] = []

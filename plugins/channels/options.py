@@ -26,5 +26,5 @@ def channel_options(settings: Settings, name: str, model: type[M]) -> M:
         )
         raise ChannelConfigError(
             f"the {name} channel is enabled but its options are wrong ({problems}); set them under "
-            f"'{name}:' in {settings.credentials_file} or as ASSISTANT_CHANNEL__{name.upper()}__<OPTION>"
+            f"'{name}:' in {settings.credentials_path} or as ASSISTANT_CHANNEL__{name.upper()}__<OPTION>"
         ) from None

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -57,8 +57,14 @@ PERMANENT_ERRORS = {
 
 
 class SlackOptions(BaseModel):
-    bot_token: SecretStr = Field(description="xoxb-... (chat:write)")
-    signing_secret: SecretStr = Field(description="from the app's Basic Information page")
+    # Rasa's credentials.yml names them slack_token and slack_signing_secret: read too
+    bot_token: SecretStr = Field(
+        description="xoxb-... (chat:write)", validation_alias=AliasChoices("bot_token", "slack_token")
+    )
+    signing_secret: SecretStr = Field(
+        description="from the app's Basic Information page",
+        validation_alias=AliasChoices("signing_secret", "slack_signing_secret"),
+    )
     api_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (tests point it elsewhere)")
 
 

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
@@ -47,7 +47,9 @@ WEBHOOK_PATH = "/webhooks/telegram/webhook"
 
 
 class TelegramOptions(BaseModel):
-    token: SecretStr = Field(description="the bot token from @BotFather")
+    token: SecretStr = Field(  # Rasa's credentials.yml: access_token
+        description="the bot token from @BotFather", validation_alias=AliasChoices("token", "access_token")
+    )
     secret_token: SecretStr = Field(description="sent by Telegram with every update (1-256 of A-Z a-z 0-9 _ -)")
     api_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (the token is appended)")
 

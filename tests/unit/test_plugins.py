@@ -77,3 +77,27 @@ def test_enabled_channel_without_its_secrets_fails_with_a_sentence() -> None:
         create_app(Settings(channels=["rest", "slack"], credentials_file=Path("/nonexistent.yml")))
     with pytest.raises(plugins.PluginNotFound, match="channels not installed: carrier-pigeon"):
         create_app(Settings(channels=["rest", "carrier-pigeon"]))
+
+
+def test_a_rasa_projects_credentials_switch_its_channels_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in Rasa: the bot's credentials.yml is read (no credentials_file set), a section of one of our channels
+    switches it on unless `channels` is set, and Rasa's option names are understood."""
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    monkeypatch.chdir(tmp_path)
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    (bot / "credentials.yml").write_text(
+        "rest:\nsocketio:\n  session_persistence: true\nrasa:\n  url: http://localhost:5002/api\n"
+        "slack:\n  slack_token: xoxb-rasa-named\n  slack_signing_secret: a-signing-secret-from-rasa\n"
+    )
+    settings = Settings(bot_dir=bot)
+    assert settings.credentials_path == bot / "credentials.yml"
+    assert settings.channels == ["rest", "web", "socketio", "slack"]  # `rasa:` is not a channel
+    from plugins.channels.options import channel_options
+    from plugins.channels.slack import SlackOptions
+
+    options = channel_options(settings, "slack", SlackOptions)
+    assert options.bot_token.get_secret_value() == "xoxb-rasa-named"
+    assert options.signing_secret.get_secret_value() == "a-signing-secret-from-rasa"
+    assert Settings(bot_dir=bot, channels=["rest"]).channels == ["rest"]  # set: as given
+    assert Settings(bot_dir=tmp_path / "elsewhere").channels == ["rest", "web"]  # no credentials: the default

@@ -34,6 +34,7 @@ def test_moodbot_becomes_a_bot_directory(tmp_path: Path, monkeypatch: pytest.Mon
     assert cheer is not None and cheer.rich is not None and cheer.rich.image == "https://i.imgur.com/nGF1K8f.jpg"
     assert "intent mood_great answers with utter_happy" in said
     assert "3 stories and 2 rules are not carried over" in said
+    assert "switches on these channels, as in Rasa: rest" in said and "no channel here, ignored: rasa." in said
     assert "only utter_cheer_up is sent" in said
     assert "actions/ is copied, but the domain declares no actions" in said  # the moodbot's are commented out
     assert f"assistant up --bot {out}" in said
