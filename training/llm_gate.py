@@ -59,13 +59,18 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+# the figures are kept to 4 decimals: a limit met exactly (2/6 served + one case of 1/6 = 3/6) must not fail on
+# 0.3333 + 0.1667 falling short of 0.5
+ROUNDING = 1e-4
+
+
 def decide(candidate: LLMEvaluation, active: LLMEvaluation, tolerance: LLMGateSettings) -> GateResult:
     checks: list[GateCheck] = []
 
     def compare(name: str, new: float | None, old: float | None, limit: float | None, higher: bool) -> None:
         if new is None or limit is None:
             return
-        passed = new >= limit - 1e-9 if higher else new <= limit + 1e-9
+        passed = new >= limit - ROUNDING if higher else new <= limit + ROUNDING
         checks.append(GateCheck(name, new, old, round(limit, 4), higher, passed))
 
     # figure -> (how much worse it may get, whether higher is better, whether it is a share of the cases:

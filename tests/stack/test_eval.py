@@ -21,7 +21,7 @@ def test_eval_nlu_reports_router_metrics_and_tunes_thresholds(stack: Stack, tmp_
     metrics, router = summary["metrics"], summary["router"]
     llm = set(router["llm_intents"])
     in_scope = [p for p in predictions if p["gold"] not in llm]
-    assert metrics["examples"] == len(predictions) == 69
+    assert metrics["examples"] == len(predictions) == 71
     # a retrieval intent's example is right when its selected key is (faq/ask_gift_cards)
     assert metrics["in_scope_accuracy"] == sum(p["label"] == p["gold"] for p in in_scope) / len(in_scope)
     faq = [p for p in predictions if p["gold"].startswith("faq/")]

@@ -90,6 +90,18 @@ def test_one_case_worth_of_noise_is_allowed_on_small_samples() -> None:
     ]
 
 
+def test_a_limit_met_exactly_passes_on_figures_kept_to_four_decimals() -> None:
+    """Seen in CI: on 6 behaviour cases the served model withheld 2 (0.3333) and the adapter 3 (0.5): one case
+    more is allowed, and 0.3333 + 1/6 falling short of 0.5 by rounding must not fail it."""
+
+    def six(model: str, withheld: float) -> LLMEvaluation:
+        figures = SetFigures("behaviour", "behaviour", 6, {"withheld": withheld}, dict(CHECKS), {})
+        return LLMEvaluation(model, {}, True, [figures])
+
+    assert decide(six("llm-0001", 0.5), six("base", 0.3333), LLMGateSettings()).passed
+    assert not decide(six("llm-0001", 0.6667), six("base", 0.3333), LLMGateSettings()).passed  # two cases more
+
+
 def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
     sets = load_sets([Settings().bot_dir / "evals"])
     assert {s.name for s in sets} == {"smalltalk", "behaviour", "kb"}  # the tuning part is not reported
