@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from assistant.contracts import Generation
+from assistant.contracts import AssistantError, Generation
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -412,7 +412,10 @@ class Settings(BaseSettings):
 
     def _credentials(self) -> dict[str, Any]:
         path = self.credentials_path
-        credentials = yaml.safe_load(path.read_text()) if path.is_file() else None
+        try:
+            credentials = yaml.safe_load(path.read_text()) if path.is_file() else None
+        except yaml.YAMLError as exc:
+            raise SettingsUnreadable(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
         return credentials if isinstance(credentials, dict) else {}
 
     def channel_options(self, name: str) -> dict[str, Any]:
@@ -532,3 +535,23 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+
+class SettingsUnreadable(AssistantError):
+    pass
+
+
+def read_settings() -> Settings:
+    """The settings, or a sentence saying what is wrong with them (a settings or credentials file that is not
+    YAML, a value of the wrong kind) instead of a traceback."""
+    try:
+        return Settings()
+    except yaml.YAMLError as exc:
+        raise SettingsUnreadable(f"a settings file is not valid YAML: {' '.join(str(exc).split())}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsUnreadable(
+            f"the settings are wrong ({problems}); see {config_file()} and the ASSISTANT_* variables"
+        ) from None

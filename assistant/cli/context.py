@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 
 from assistant.cli.terminal import fail
-from assistant.config import Settings
+from assistant.config import read_settings
 from assistant.contracts import AssistantError
 from assistant.store import Store
 
@@ -54,7 +54,7 @@ class Context:
     """Settings read once; the store opened (schema migrated) once, on first use, for the whole command."""
 
     def __init__(self) -> None:
-        self.settings = Settings()
+        self.settings = read_settings()
         self._migrated = False
 
     def migrate(self) -> None:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from assistant.cli.context import Context, sentences
 from assistant.cli.terminal import console, err, fail
-from assistant.config import Settings
+from assistant.config import Settings, read_settings
 from assistant.contracts import AssistantError
 
 MAX_RESTARTS = 5
@@ -181,7 +181,7 @@ def chat(
     sender: Annotated[str | None, typer.Option(help="conversation id; default: a new one")] = None,
 ) -> None:
     """Chat with a running assistant in the terminal; LLM replies stream as they are written."""
-    base = (url or Settings().public_url).rstrip("/")
+    base = (url or read_settings().public_url).rstrip("/")
     sender = sender or f"cli-{uuid.uuid4().hex[:8]}"
     console.print(f"[dim]talking to {base} as {sender}; Ctrl-D or /quit to leave[/]")
     with httpx.Client(timeout=httpx.Timeout(120, connect=5)) as http:
@@ -227,7 +227,7 @@ def _stream_reply(http: httpx.Client, base: str, sender: str, text: str) -> None
 
 def status(url: Annotated[str | None, typer.Option(help="the assistant's URL")] = None) -> None:
     """Which services are up and which models/adapters are active."""
-    settings = Settings()
+    settings = read_settings()
     base = (url or settings.public_url).rstrip("/")
     table = Table(title=f"assistant at {base}")
     table.add_column("service")

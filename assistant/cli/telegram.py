@@ -9,7 +9,7 @@ import typer
 
 from assistant.cli.context import command
 from assistant.cli.terminal import console, fail
-from assistant.config import Settings
+from assistant.config import read_settings
 
 telegram_app = typer.Typer(help="Telegram channel set-up.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def set_webhook(
 
     if not url.startswith(("https://", "http://")):
         raise fail(f"--url must be an http(s) URL, not {url!r}")
-    channel = plugins.load(CHANNELS, "telegram")(Settings())
+    channel = plugins.load(CHANNELS, "telegram")(read_settings())
 
     async def run() -> str:
         try:

@@ -72,3 +72,32 @@ def test_serve_refuses_placeholder_and_short_secrets_outside_dev_mode(tmp_path: 
     from assistant.app import create_app
 
     create_app(Settings())  # builds
+
+
+def test_unreadable_settings_are_a_sentence(tmp_path: Path, monkeypatch: Any) -> None:
+    """A settings file or the bot's credentials.yml that is not YAML, or a value of the wrong kind: every command
+    says so in a sentence and exits 1."""
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
+    broken = tmp_path / "assistant.yml"
+    broken.write_text("channels: [rest,\n")
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(broken))
+    for args in (["status"], ["db", "upgrade"], ["kb", "list"], ["models", "list"]):
+        result = CliRunner().invoke(real_app, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and "a settings file is not valid YAML" in said, (args, result.output)
+        assert "Traceback" not in result.output
+
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    (bot / "credentials.yml").write_text("socketio: [\n")
+    monkeypatch.setenv("ASSISTANT_BOT_DIR", str(bot))
+    result = CliRunner().invoke(real_app, ["status"])
+    said = "".join(result.output.split())  # the path may be wrapped anywhere
+    assert result.exit_code == 1 and f"{bot}/credentials.ymlisnotvalidYAML" in said, result.output
+
+    monkeypatch.delenv("ASSISTANT_BOT_DIR")
+    monkeypatch.setenv("ASSISTANT_PORT", "eighty")
+    result = CliRunner().invoke(real_app, ["status"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "the settings are wrong (port: Input should be a valid integer" in said, said
