@@ -488,14 +488,7 @@ class Settings(BaseSettings):
     @property
     def action_endpoint(self) -> str | None:
         """Where the domain's custom actions run: ``action_server.url``, else the bot's endpoints.yml."""
-        if self.action_server.url:
-            return self.action_server.url
-        endpoints = self.bot_dir / "endpoints.yml"
-        if not endpoints.is_file():
-            return None
-        data = _expand_env(yaml.safe_load(endpoints.read_text()))
-        endpoint = data.get("action_endpoint") if isinstance(data, dict) else None
-        return str(endpoint["url"]) if isinstance(endpoint, dict) and endpoint.get("url") else None
+        return self.action_server.url or endpoint_url(self.bot_dir / "endpoints.yml", "action_endpoint")
 
     @property
     def db_url(self) -> str:
@@ -537,6 +530,18 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
 
+def endpoint_url(endpoints: Path, name: str) -> str | None:
+    """An endpoint's ``url`` in a Rasa ``endpoints.yml`` (``${VAR}`` from the environment), None if absent."""
+    data = _expand_env(yaml.safe_load(endpoints.read_text())) if endpoints.is_file() else None
+    endpoint = data.get(name) if isinstance(data, dict) else None
+    return str(endpoint["url"]) if isinstance(endpoint, dict) and endpoint.get("url") else None
+
+
+def validation_problems(exc: ValidationError, whole: str) -> str:
+    """A pydantic error as one line: ``where: what`` for each problem (``whole`` names the top level)."""
+    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}" for error in exc.errors())
+
+
 class SettingsUnreadable(AssistantError):
     pass
 
@@ -549,9 +554,7 @@ def read_settings() -> Settings:
     except yaml.YAMLError as exc:
         raise SettingsUnreadable(f"a settings file is not valid YAML: {' '.join(str(exc).split())}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
-        )
         raise SettingsUnreadable(
-            f"the settings are wrong ({problems}); see {config_file()} and the ASSISTANT_* variables"
+            f"the settings are wrong ({validation_problems(exc, 'settings')}); see {config_file()} and the "
+            "ASSISTANT_* variables"
         ) from None

@@ -78,6 +78,12 @@ def merge_domain(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+def declared(items: list[Any] | None) -> list[str]:
+    """The names in a domain's ``intents:`` or ``actions:`` list: each a name, or a one-key mapping of the name to
+    its options (``- greet: {use_entities: []}``)."""
+    return [item if isinstance(item, str) else next(iter(item)) for item in items or []]
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A response made for one turn: its text (what is stored and shown everywhere) and the rest."""
@@ -173,7 +179,7 @@ class Domain:
     @property
     def actions(self) -> list[str]:
         """The custom actions the domain declares (``actions:``)."""
-        return [a if isinstance(a, str) else next(iter(a)) for a in self.raw.get("actions") or []]
+        return declared(self.raw.get("actions"))
 
     def action_for(self, intent: str) -> str:
         """The action that answers ``intent``: the one the domain's ``answers:`` names for it (where a Rasa rule

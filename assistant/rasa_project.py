@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from assistant.config import RASA_CHANNELS
+from assistant.config import RASA_CHANNELS, endpoint_url
 from assistant.contracts import AssistantError
-from assistant.domain import merge_domain
+from assistant.domain import declared, merge_domain
 from assistant.router import FALLBACK_INTENT
 
 DEFAULT_ACTION_ENDPOINT = "http://localhost:5055/webhook"  # where `rasa run actions` listens by default
@@ -72,12 +72,6 @@ def _first_answers(conversations: list[tuple[str, dict[str, Any]]]) -> dict[str,
             if actions:
                 found[intent] = (actions[0], where, actions[1:])
     return found
-
-
-def _action_endpoint(project: Path) -> str | None:
-    endpoints = _load(project / "endpoints.yml") if (project / "endpoints.yml").is_file() else {}
-    endpoint = endpoints.get("action_endpoint")
-    return str(endpoint["url"]) if isinstance(endpoint, dict) and endpoint.get("url") else None
 
 
 def import_project(project: Path, out: Path) -> Imported:
@@ -144,8 +138,8 @@ def import_project(project: Path, out: Path) -> Imported:
         merge_domain(domain, _load(path))
     responses: dict[str, Any] = domain.setdefault("responses", {}) or {}
     domain["responses"] = responses
-    intents = [i if isinstance(i, str) else next(iter(i)) for i in domain.get("intents") or []]
-    custom = {a if isinstance(a, str) else next(iter(a)) for a in domain.get("actions") or []}
+    intents = declared(domain.get("intents"))
+    custom = set(declared(domain.get("actions")))
     answers: dict[str, str] = {}
     for intent, (first, where, rest) in sorted(_first_answers(conversations).items()):
         if intent == FALLBACK_INTENT:
@@ -181,7 +175,7 @@ def import_project(project: Path, out: Path) -> Imported:
         domain.pop("forms", None)
     if (project / "actions").is_dir():
         copy("actions")
-        if custom and not _action_endpoint(project):
+        if custom and not endpoint_url(project / "endpoints.yml", "action_endpoint"):
             endpoints = _load(out / "endpoints.yml") if (out / "endpoints.yml").is_file() else {}
             endpoints["action_endpoint"] = {"url": DEFAULT_ACTION_ENDPOINT}
             (out / "endpoints.yml").write_text(yaml.safe_dump(endpoints, sort_keys=False))

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from assistant.config import Settings
+from assistant.config import Settings, validation_problems
 from assistant.contracts import AssistantError
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,9 +21,7 @@ def channel_options(settings: Settings, name: str, model: type[M]) -> M:
     try:
         return model.model_validate(settings.channel_options(name))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'options'}: {error['msg']}" for error in exc.errors()
-        )
+        problems = validation_problems(exc, "options")
         raise ChannelConfigError(
             f"the {name} channel is enabled but its options are wrong ({problems}); set them under "
             f"'{name}:' in {settings.credentials_path} or as ASSISTANT_CHANNEL__{name.upper()}__<OPTION>"

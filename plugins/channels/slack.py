@@ -199,7 +199,7 @@ def escape(text: str) -> str:
 
 def _blocks(reply: Outgoing) -> list[dict[str, Any]] | None:
     """A reply with more than text: its text, then the response's image and buttons, then a context block that
-        names its sources (links for URLs). None for plain text (``text`` alone is posted). An image is shown only
+    names its sources (links for URLs). None for plain text (``text`` alone is posted). An image is shown only
     from an http(s) URL, which Slack fetches."""
     rich = reply.rich
     image = rich.image if rich and web_image(rich.image) else None  # Slack fetches it: a data: URL is refused
