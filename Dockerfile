@@ -27,10 +27,13 @@ RUN grep -vE '^(pytest|pytest-asyncio|playwright|ruff|iniconfig|pluggy|pyee|impo
 ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY assistant assistant
+COPY bots bots
+COPY compat compat
+COPY evaluation evaluation
 COPY nlu nlu
-COPY inside_rasa inside_rasa
 COPY plugins plugins
 COPY training training
+COPY wiring wiring
 RUN pip install --no-deps . \
     && useradd --system --uid 1001 --home-dir /app --shell /usr/sbin/nologin assistant \
     && mkdir -p /data && chown assistant: /data

@@ -44,7 +44,7 @@ def _expand_env(value: Any) -> Any:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_BOT_DIR = REPO_ROOT / "nlu"
+DEMO_BOT_DIR = REPO_ROOT / "bots" / "demo"
 
 
 class RasaSettings(BaseModel):
@@ -102,7 +102,7 @@ class LLMSettings(BaseModel):
     repetition_penalty: float = Field(1.0, description="vLLM's penalty on tokens already in prompt or reply")
     frequency_penalty: float = 0.0
     stop: list[str] = Field(["\n"], description="generation ends at these strings")
-    guards: bool = Field(True, description="the input and output guards of assistant/guards.py")
+    guards: bool = Field(True, description="the input and output guards of assistant/replies/guards.py")
     starter_adapter: bool = Field(
         True,
         description="`assistant up` trains a LoRA adapter on the bot's persona data when no LLM version is "
@@ -164,7 +164,7 @@ class KBSettings(BaseModel):
     rrf_k: int = 60
     dense_weight: float = Field(0.7, description="weighted fusion: the dense score's weight (keyword: 1 - it)")
     # The answerability floor depends on the documents and on how people ask: calibrate it on the bot's own
-    # questions (`assistant eval kb --calibrate`). These are the demo bot's (its nlu/evals/kb.yml); ClapNQ's
+    # questions (`assistant eval kb --calibrate`). These are the demo bot's (its bots/demo/evals/kb.yml); ClapNQ's
     # tuning part gives 0.5 and 0.58 (Wikipedia passages are closer to their questions than shop pages).
     sentence_weight: float = Field(
         0.7, description="answerability: the best sentence's cosine weight (the top passage's cosine: 1 - it)"

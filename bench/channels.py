@@ -32,7 +32,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistant.config import Settings
-from assistant.services import free_port
+from assistant.infra.services import free_port
 from plugins.channels.callback import signed_headers
 from tests.standins import CallbackReceiver, LoopbackServer, SlackAPI, TelegramAPI
 

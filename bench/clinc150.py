@@ -24,10 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assistant.config import RouterSettings, Settings
+from evaluation.nlu import Evaluation, run_eval
+from evaluation.nlu_predict import predict, test_examples
 from plugins.nlu.rasa import RasaServer
 from plugins.nlu.rasa.runner import rasa_train
-from training.evaluate import Evaluation, run_eval
-from training.nlu import predict, test_examples
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "clinc150"

@@ -39,19 +39,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import text
 
-from assistant import plugins
 from assistant.config import KBSettings, Settings
 from assistant.contracts import EMBEDDERS
 from assistant.domain import Domain
-from assistant.knowledge import KnowledgeBase
-from assistant.llm_reply import ReplyWriter
-from assistant.migrations.migrate import upgrade
-from assistant.retrieval import HybridRetriever
+from assistant.infra import entry_points
+from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.retrieval import HybridRetriever
+from assistant.replies.writer import ReplyWriter
 from assistant.store import Store
-from training import kb_eval
-from training.eval_sets import EvalSet
-from training.llm_eval import llm_backend
-from training.reply_metrics import token_f1
+from assistant.store.migrations.migrate import upgrade
+from evaluation import kb as kb_eval
+from evaluation.llm import llm_backend
+from evaluation.reply_metrics import token_f1
+from evaluation.sets import EvalSet
 
 console = Console(width=int(os.environ.get("COLUMNS", "160")))
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clapnq"
@@ -196,7 +196,7 @@ async def main() -> None:
     settings = Settings()
     if args.vllm_url:
         settings = settings.model_copy(update={"vllm": settings.vllm.model_copy(update={"url": args.vllm_url})})
-    embedder = plugins.load(EMBEDDERS, settings.kb.embedder)(settings)
+    embedder = entry_points.load(EMBEDDERS, settings.kb.embedder)(settings)
     tune = questions(DATA / "questions_dev.jsonl", "tune", args.limit)
     report = questions(args.questions, args.part, args.limit)
     console.print(f"ClapNQ: {len(tune.cases)} tuning questions, {len(report.cases)} report questions ({args.part})")
@@ -244,7 +244,7 @@ async def main() -> None:
             if not url.startswith("sqlite"):
                 from alembic import command
 
-                from assistant.migrations.migrate import alembic_config
+                from assistant.store.migrations.migrate import alembic_config
 
                 await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
             indexed = await index_store(settings, url, folder, embedder)

@@ -31,8 +31,8 @@ from rich.table import Table
 from assistant.config import Settings
 from assistant.contracts import ModelKind
 from assistant.store import Store, registry
-from training.eval_sets import load_sets
-from training.llm_eval import LLMEvaluation, evaluate_models, llm_backend
+from evaluation.llm import LLMEvaluation, evaluate_models, llm_backend
+from evaluation.sets import load_sets
 
 console = Console()
 OLD = {"temperature": 0.7, "max_tokens": 128, "repetition_penalty": 1.0, "stop": [], "guards": False}

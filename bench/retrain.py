@@ -27,7 +27,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from assistant.services import free_port
+from assistant.infra.services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -39,7 +39,7 @@ def free_url() -> str:
 
 
 def examples(path: Path) -> list[tuple[str, str]]:
-    from training.export import read_rasa_nlu
+    from evaluation.nlu_data import read_rasa_nlu
 
     return [(example.text, example.intent) for example in read_rasa_nlu([path])[0]]
 
@@ -50,14 +50,14 @@ def clinc_bot(folder: Path, epochs: int, labels: int) -> tuple[Path, list[tuple[
     bot = folder / "clinc150-bot"
     (bot / "data").mkdir(parents=True, exist_ok=True)
     (bot / "tests").mkdir(parents=True, exist_ok=True)
-    config = yaml.safe_load((REPO / "nlu" / "config.yml").read_text())
+    config = yaml.safe_load((REPO / "bots" / "demo" / "config.yml").read_text())
     for component in config["pipeline"]:
         if component["name"] == "DIETClassifier":
             component["epochs"] = epochs
     (bot / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copy(SHARED / "clinc150" / "train.yml", bot / "data" / "nlu.yml")
     for name in ("domain.yml", "persona.md"):
-        shutil.copy(REPO / "nlu" / name, bot / name)
+        shutil.copy(REPO / "bots" / "demo" / name, bot / name)
     val = examples(SHARED / "clinc150" / "val.yml")
     tests, rest = val[::3], [e for i, e in enumerate(val) if i % 3]
     by_intent: dict[str, list[str]] = {}
@@ -113,7 +113,7 @@ async def bench(bot: str, epochs: int, llm_epochs: int, labels: int, corrections
         bot_dir, label_rows = clinc_bot(folder, epochs, labels)
         os.environ["ASSISTANT_ROUTER__LLM_INTENTS"] = '["oos"]'
     else:
-        bot_dir, label_rows = REPO / "nlu", demo_labels()
+        bot_dir, label_rows = REPO / "bots" / "demo", demo_labels()
     os.environ.update(
         {
             "ASSISTANT_DATA_DIR": str(folder),
@@ -125,8 +125,8 @@ async def bench(bot: str, epochs: int, llm_epochs: int, labels: int, corrections
         }
     )
     from assistant.config import Settings
-    from assistant.migrations.migrate import upgrade
     from assistant.store import Store
+    from assistant.store.migrations.migrate import upgrade
     from training.publish import nlu_trainer, serving_nlu_model
     from training.retrain import Retrain, RetrainOptions
     from training.stages import StageTimes

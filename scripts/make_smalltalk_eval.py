@@ -2,7 +2,7 @@
 Friendly persona's question -> reply pairs, split by scenario (every question of one scenario lands in the
 same part, so no part sees paraphrases of another's) into a tuning part and an evaluation part.
 
-    python scripts/make_smalltalk_eval.py ../shared/data/personality_chat nlu/evals
+    python scripts/make_smalltalk_eval.py ../shared/data/personality_chat bots/demo/evals
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assistant.services import free_port
+from assistant.infra.services import free_port
 from tests.database import STACK_DATABASE, TestDatabase, last_turn
 from tests.standins import HostSite, SlackAPI, TelegramAPI
 
@@ -57,7 +57,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: a SQLite file, and Postgres too when ASSISTANT_TEST_POSTGRES_URL names one."""
     from alembic import command
 
-    from assistant.migrations.migrate import alembic_config, upgrade
+    from assistant.store.migrations.migrate import alembic_config, upgrade
 
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,36 +20,18 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection, select
 
-from assistant import plugins
 from assistant.config import Settings
 from assistant.contracts import FeedbackSource, Reason, ReviewStatus, Role, Route
 from assistant.domain import Domain
+from assistant.infra import entry_points
 from assistant.store import Store
 from assistant.store import feedback as feedback_store
 from assistant.store.tables import Feedback, Label, Message
+from evaluation.nlu_data import AUTO, BASE, HUMAN, Example, load_rasa_yaml, read_rasa_nlu
 from training.scrub import SCRUBBERS, Scrubber
 
 messages, labels, feedback = Message.__table__, Label.__table__, Feedback.__table__
-ANNOTATION = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)|\[([^\]]+)\]\{[^}]+\}")
-HUMAN, BASE, AUTO = "label", "bot data", "auto-label"
 PRIORITY = {HUMAN: 0, BASE: 1, AUTO: 2}  # who wins when one text has two intents
-
-
-def plain_text(text: str) -> str:
-    """Rasa's entity markup ([value](entity), [value]{...}) removed: the message as it was typed."""
-    return ANNOTATION.sub(lambda m: m.group(1) or m.group(2), text)
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str  # Rasa markup: entities as [value](entity)
-    intent: str
-    source: str
-
-    @property
-    def key(self) -> str:
-        """What makes two examples the same: the plain text, case and spacing folded."""
-        return " ".join(plain_text(self.text).lower().split())
 
 
 @dataclass
@@ -88,40 +69,6 @@ def annotate(text: str, entities: list[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- Rasa YAML in and out
-
-
-class RasaYAMLLoader(yaml.SafeLoader):
-    """Reads YAML as Rasa does (YAML 1.2): ``intent: yes`` is the intent "yes", not the boolean True."""
-
-
-RasaYAMLLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-RasaYAMLLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def load_rasa_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=RasaYAMLLoader)
-
-
-def read_rasa_nlu(paths: list[Path]) -> tuple[list[Example], list[dict[str, Any]]]:
-    """Examples of every ``- intent:`` block, and the other NLU items (synonyms, regexes, lookups) as is."""
-    examples: list[Example] = []
-    others: list[dict[str, Any]] = []
-    for path in paths:
-        data = load_rasa_yaml(path.read_text()) or {}
-        for item in data.get("nlu") or []:
-            if "intent" not in item:
-                others.append(item)
-                continue
-            for line in str(item.get("examples", "")).splitlines():
-                text = line.strip().removeprefix("- ").strip()
-                if text:
-                    examples.append(Example(text, str(item["intent"]), BASE))
-    return examples, others
 
 
 class _Literal(str):
@@ -225,7 +172,7 @@ async def export_nlu(
     settings: Settings, store: Store, out: Path, auto_label_confidence: float | None = None
 ) -> NLUExport:
     cfg = settings.training
-    scrubber: Scrubber = plugins.load(SCRUBBERS, cfg.scrubber)
+    scrubber: Scrubber = entry_points.load(SCRUBBERS, cfg.scrubber)
     human = await store.transaction(_labelled)
     auto = []
     if auto_label_confidence is not None:
@@ -330,7 +277,7 @@ def _history(conn: Connection, conversation_id: int, up_to_id: int, limit: int) 
 
 
 async def export_sft(settings: Settings, store: Store, out: Path, scrub: bool = True) -> SFTExport:
-    scrubber: Scrubber = plugins.load(SCRUBBERS, settings.training.scrubber if scrub else "none")
+    scrubber: Scrubber = entry_points.load(SCRUBBERS, settings.training.scrubber if scrub else "none")
     persona = Domain.load(settings.bot_dir).persona
     history_limit = 2 * settings.llm.history_turns
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from assistant.config import Settings
 from assistant.contracts import AssistantError, Progress
-from assistant.services import python_in, run_tool
+from assistant.infra.services import python_in, run_tool
 
 SCRIPT = Path(__file__).with_name("lora_sft.py")
 

@@ -19,8 +19,8 @@ from rich.progress import Progress
 from assistant.config import LLMGateSettings, Settings
 from assistant.contracts import ModelServer
 from assistant.store import registry
-from training.eval_sets import load_sets
-from training.llm_eval import LLMEvaluation, evaluate_models, llm_backend, write_report
+from evaluation.llm import LLMEvaluation, evaluate_models, llm_backend, write_report
+from evaluation.sets import load_sets
 from training.publish import version_of
 
 

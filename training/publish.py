@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from assistant import background, plugins
 from assistant.config import Settings
 from assistant.contracts import (
     SERVERS,
@@ -28,6 +27,7 @@ from assistant.contracts import (
     ModelVersion,
     NLUTrainer,
 )
+from assistant.infra import background, entry_points
 from assistant.store import Store, locks, registry, runtime
 from assistant.store.registry import ModelRecord
 
@@ -38,7 +38,7 @@ OVERRIDE_HEARTBEAT_S = 10.0  # the NLU override's; it expires after training.loc
 def model_server(settings: Settings, kind: ModelKind) -> ModelServer:
     """The configured server plugin for ``kind`` (the NLU server is named like the NLU backend)."""
     name = settings.nlu_backend if kind == ModelKind.NLU else settings.llm.server
-    return plugins.load(SERVERS, name)(settings)
+    return entry_points.load(SERVERS, name)(settings)
 
 
 def nlu_trainer(settings: Settings) -> Any:

@@ -27,12 +27,12 @@ from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelKind
 from assistant.store import Store, feedback, locks, registry
 from assistant.store.tables import TrainingRun, utcnow
-from training import report
+from evaluation import nlu_report as report
+from evaluation.nlu_metrics import HEADLINE, Prediction, evaluate, not_worse
+from evaluation.nlu_predict import predict, test_examples
 from training.export import NLUExport, SFTExport, export_nlu, export_sft
 from training.llm import train_adapter
 from training.llm_gate import run_gate, stored_gate_section
-from training.metrics import HEADLINE, Prediction, evaluate, not_worse
-from training.nlu import predict, test_examples
 from training.publish import model_server, nlu_trainer, publish, version_of
 from training.stages import StageTimes
 

@@ -25,9 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelKind
 from assistant.domain import Domain
-from assistant.services import cache_root
+from assistant.infra.services import cache_root
 from assistant.store import Store, registry
-from training.eval_sets import load_set, load_sets
+from evaluation.sets import load_set, load_sets
 from training.llm import train_adapter
 from training.llm_gate import run_gate
 from training.publish import model_server, publish

@@ -1,6 +1,6 @@
 """The outbox: replies that channels deliver out of band (Slack, Telegram, REST callbacks), and the accepted
 messages that still wait for their reply. Plain functions of a ``Connection`` (run with
-``Store.transaction``); the worker that uses them is ``assistant.delivery``.
+``Store.transaction``); the worker that uses them is ``assistant.workers.delivery``.
 
 Claiming is one conditional UPDATE per row, so two app replicas never send the same attempt at once;
 a claim expires (``locked_until``) if its holder dies, and the row is tried again.

@@ -97,7 +97,7 @@ class ReplyRecord:
     completion_tokens: int | None = None
     latency_ms: float = 0.0
     error: str | None = None
-    generation: dict[str, Any] | None = None  # LLM replies: settings and guards (assistant.llm_reply.Record)
+    generation: dict[str, Any] | None = None  # LLM replies: settings and guards (assistant.replies.writer.Record)
     retrieval: dict[str, Any] | None = None  # open questions: kb version, passages, citations, support
     rich: RichResponse | None = None  # templated responses: buttons, image, ... (the row's metadata.response)
 

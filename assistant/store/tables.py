@@ -1,4 +1,4 @@
-"""Tables of the log. Schema changes go through Alembic (assistant/migrations)."""
+"""Tables of the log. Schema changes go through Alembic (assistant/store/migrations)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    # LLM replies: sampling settings, history kept, which guards acted (assistant.llm_reply.Record)
+    # LLM replies: sampling settings, history kept, which guards acted (assistant.replies.writer.Record)
     generation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     # bot rows answered from the knowledge base: kb version, query, passages (chunk ids, scores), citations
     retrieval: Mapped[dict[str, Any] | None] = mapped_column(default=None)

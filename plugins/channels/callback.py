@@ -130,7 +130,7 @@ class CallbackChannel:
             await self._authenticate(request)
             external_id = f"callback:{body.sender}:{body.message_id}" if body.message_id else None
             message = IncomingMessage(self.name, body.sender, body.message, body.metadata, external_id)
-            accepted = await accept_and_answer_later(turns, message, self.settings)
+            accepted = await accept_and_answer_later(turns, message)
             if accepted is None:
                 return {"status": "duplicate"}
             return {"status": "success", "message_id": accepted.message_id}

@@ -10,9 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from assistant.config import Settings
 from assistant.contracts import Accepted, Citation, DuplicateMessage, IncomingMessage, Turns
-from assistant.inputs import check_message
 
 PLATFORM_REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body is not the platform's JSON"},
@@ -25,13 +23,12 @@ PLATFORM_REFUSALS: dict[int | str, dict[str, Any]] = {
 async def accept_and_answer_later(
     turns: Turns,
     message: IncomingMessage,
-    settings: Settings,
     while_answering: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Accepted | None:
     """Store the message and answer it in the background; None when it was stored before (a platform's retry).
     These channels are never refused for load: every message is stored and answered in order as the backends'
-    lines move. A message no channel may take (``assistant.inputs``) is a 4xx and is not stored."""
-    check_message(message, settings.limits, settings.max_message_chars)
+    lines move. A message no channel may take (``assistant.turn.inputs``, checked by ``accept``) is a 4xx and is
+    not stored."""
     try:
         accepted = await turns.accept(message)
     except DuplicateMessage:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 from assistant.config import LimitsSettings, Settings
 from assistant.contracts import BotReply, IncomingMessage, Overloaded, Turns
-from assistant.inputs import NOT_BLANK, blank, check_message
+from assistant.turn.inputs import NOT_BLANK, blank
 
 
 class JSONWhateverItsType(APIRoute):
@@ -143,12 +143,9 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def admitted(
-    turns: Turns, message: IncomingMessage, request: Request, limits: LimitsSettings, max_chars: int
-) -> IncomingMessage:
+async def admitted(turns: Turns, message: IncomingMessage, request: Request) -> IncomingMessage:
     """A synchronous turn's checks, before anything is stored: the message itself (4xx), then the backends'
-    lines and the sender's and address's share (503/429, ``Retry-After``)."""
-    check_message(message, limits, max_chars)
+    lines and the sender's and address's share (503/429, ``Retry-After``); the turn API makes all three."""
     await turns.admit(message, client_address(request))
     return message
 
@@ -171,8 +168,6 @@ class RestChannel:
     name = "rest"
 
     def __init__(self, settings: Settings) -> None:
-        self.max_chars = settings.max_message_chars
-        self.limits = settings.limits
         self.streams = Streams(settings.limits)
 
     @staticmethod
@@ -186,7 +181,7 @@ class RestChannel:
 
         async def accept(body: RestMessage, request: Request) -> IncomingMessage:
             message = IncomingMessage(self.name, body.sender, body.message, body.metadata)
-            return await admitted(turns, message, request, self.limits, self.max_chars)
+            return await admitted(turns, message, request)
 
         @router.get("/")
         async def alive() -> dict[str, str]:

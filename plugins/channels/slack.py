@@ -94,7 +94,7 @@ class SlackChannel:
                 raise HTTPException(401, "invalid or expired Slack signature")
             if body.startswith(b"payload="):  # interactivity: a button was clicked
                 message = self._click(body)
-                if message is not None and await accept_and_answer_later(turns, message, self.settings) is None:
+                if message is not None and await accept_and_answer_later(turns, message) is None:
                     return {"ok": True, "duplicate": True}
                 return {"ok": True}
             try:
@@ -110,7 +110,7 @@ class SlackChannel:
             message = self._message(payload)
             if message is None:
                 return {"ok": True, "ignored": "not a message for the bot"}
-            if await accept_and_answer_later(turns, message, self.settings) is None:
+            if await accept_and_answer_later(turns, message) is None:
                 return {"ok": True, "duplicate": True}
             return {"ok": True}
 

@@ -31,7 +31,6 @@ from pydantic import BaseModel, Field, SecretStr
 
 from assistant.config import Settings
 from assistant.contracts import AssistantError, BotReply, IncomingMessage, Turns
-from assistant.inputs import check_message
 from plugins.channels.options import channel_options
 from plugins.channels.out_of_band import sources_text
 
@@ -128,8 +127,7 @@ class SocketIOChannel:
             if not message.text.strip():  # e.g. rasa-webchat's empty initPayload on connect: nothing to answer
                 return
             try:
-                check_message(message, self.settings.limits, self.settings.max_message_chars)
-                await turns.admit(message, None)
+                await turns.admit(message, None)  # checks the message, then the lines and shares
             except AssistantError as exc:  # bad input, overloaded, rate-limited: said (to this socket), not stored
                 await sio.emit(options.bot_message_evt, {"text": str(exc)}, room=sid, namespace=namespace)
                 return

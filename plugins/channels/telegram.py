@@ -137,7 +137,7 @@ class TelegramChannel:
             if message is None:
                 return {"ok": True, "ignored": True}
             chat_id = update.effective_chat.id if update.effective_chat else 0
-            if await accept_and_answer_later(turns, message, self.settings, lambda: self._typing(chat_id)) is None:
+            if await accept_and_answer_later(turns, message, lambda: self._typing(chat_id)) is None:
                 return {"ok": True, "duplicate": True}
             return {"ok": True}
 

@@ -21,10 +21,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from assistant.api import FeedbackIn
 from assistant.config import Settings
 from assistant.contracts import HistoryItem, IncomingMessage, Turns
-from assistant.inputs import MAX_ROW_ID, NOT_BLANK
+from assistant.turn.inputs import MAX_ROW_ID, NOT_BLANK, FeedbackIn
 from plugins.channels.options import channel_options
 from plugins.channels.rest import REFUSALS, Streams, admitted
 
@@ -58,8 +57,6 @@ class WebChannel:
 
     def __init__(self, settings: Settings) -> None:
         self.options = channel_options(settings, self.name, WebOptions)
-        self.max_chars = settings.max_message_chars
-        self.limits = settings.limits
         self.streams = Streams(settings.limits)
 
     def router(self, turns: Turns) -> APIRouter:
@@ -82,7 +79,7 @@ class WebChannel:
         async def stream(body: WebMessage, request: Request) -> StreamingResponse:
             self.streams.check()
             message = IncomingMessage(self.name, body.sender, body.message)
-            return self.streams.turn(turns, await admitted(turns, message, request, self.limits, self.max_chars))
+            return self.streams.turn(turns, await admitted(turns, message, request))
 
         @router.get("/webhooks/web/history")
         async def history(sender: Annotated[str, Query(pattern=SENDER_ID)]) -> list[HistoryItem]:

@@ -10,7 +10,7 @@ import httpx
 
 from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelVersion, Reroute, ServiceSpec
-from assistant.services import host_port, python_in
+from assistant.infra.services import host_port, python_in
 from plugins.llm.openai_server import OpenAIServer
 
 

@@ -23,7 +23,7 @@ TEXTS = [
 OURS = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from inside_rasa.encoder import BertEncoder, default_model_dir
+from nlu.encoder import BertEncoder, default_model_dir
 texts = json.loads(sys.argv[2])
 encoder = BertEncoder()
 print(json.dumps({

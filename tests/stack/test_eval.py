@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import REPO, Stack
 from tests.stack.test_cli import assistant
 
-TEST_SET = REPO / "nlu" / "tests" / "test_nlu.yml"
+TEST_SET = REPO / "bots" / "demo" / "tests" / "test_nlu.yml"
 
 
 def test_eval_nlu_reports_router_metrics_and_tunes_thresholds(stack: Stack, tmp_path: Path) -> None:

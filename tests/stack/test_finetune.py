@@ -1,4 +1,4 @@
-"""Fine-tuning the sentence encoder (inside_rasa.finetune) and the Rasa featurizer that does it at `rasa train`.
+"""Fine-tuning the sentence encoder (nlu.finetune) and the Rasa featurizer that does it at `rasa train`.
 
 1. On close CLINC150 intents from ../shared (the banking domain), a short fine-tune must move *unseen*
    validation messages towards their own intent: the gap between the similarity to their own intent's
@@ -34,8 +34,8 @@ SEPARATION = """
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from inside_rasa.encoder import BertEncoder
-from inside_rasa.finetune import FineTuneConfig, fine_tune
+from nlu.encoder import BertEncoder
+from nlu.finetune import FineTuneConfig, fine_tune
 data = json.loads(sys.argv[2])
 encoder = BertEncoder()
 names = sorted({label for _, label in data["train"]})
@@ -113,7 +113,7 @@ language: en
 assistant_id: finetune-fixture
 pipeline:
   - name: WhitespaceTokenizer
-  - name: inside_rasa.featurizer.SentenceEncoderFeaturizer
+  - name: nlu.featurizer.SentenceEncoderFeaturizer
     fine_tune_epochs: 4
     fine_tune_batch_size: 4
   - name: DIETClassifier

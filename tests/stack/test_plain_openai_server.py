@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from assistant.config import Settings
-from assistant.services import free_port
+from assistant.infra.services import free_port
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.stack.test_cli import assistant
 

@@ -20,7 +20,7 @@ import pytest
 import socketio
 from playwright.sync_api import Browser, expect
 
-from assistant.services import free_port
+from assistant.infra.services import free_port
 from tests.conftest import Stack
 from tests.database import last_turn
 from tests.rasa_projects import moodbot_plus

@@ -69,7 +69,7 @@ def replica_env(stack: Stack, telegram: TelegramAPI, tmp_path_factory: pytest.Te
     assert POSTGRES_URL
     from alembic import command
 
-    from assistant.migrations.migrate import alembic_config
+    from assistant.store.migrations.migrate import alembic_config
 
     command.downgrade(alembic_config(POSTGRES_URL), "base")  # empty: the replicas create the schema together
     return {

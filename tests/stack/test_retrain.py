@@ -36,7 +36,7 @@ from tests.database import STACK_DATABASE
 on_both_databases = pytest.mark.database
 NLU_ONLY = STACK_DATABASE == "postgres"
 
-TUNING_PART = REPO / "nlu" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
+TUNING_PART = REPO / "bots" / "demo" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
 CHITCHAT = ("tell me a joke", "do you like music", "I'm bored", "what's your favorite color")  # LLM-routed
 LOOP = "I'm a private detective. " + "2020 is a month in the calendar. " * 8

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from assistant.services import cache_root
+from assistant.infra.services import cache_root
 from tests.conftest import Stack
 from tests.standins import LoopbackServer, Recorded, Reply
 

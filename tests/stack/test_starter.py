@@ -14,7 +14,7 @@ from typing import Any
 from tests.conftest import REPO, VLLM_AUTH, Stack
 from tests.database import TestDatabase
 
-EXAMPLES = REPO / "nlu" / "persona_examples.yml"
+EXAMPLES = REPO / "bots" / "demo" / "persona_examples.yml"
 
 
 def train_starter(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -21,14 +21,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from assistant.app import create_app
 from assistant.config import Settings
 from assistant.contracts import Action
-from assistant.migrations.migrate import upgrade
 from assistant.store import registry, runtime
+from assistant.store.migrations.migrate import upgrade
 from plugins.channels.callback import sign, signed_headers, verify
 from tests.database import BOT_REPLIES, last_turn
 from tests.unit.fakes import NLU_DOWN, Broken, FakeEmbedder, FakeLLM, FakeNLU, FakeServer, OrderStatus
+from wiring.app import create_app
 
 ADMIN = {"Authorization": "Bearer unit-test-admin-token"}
 SLACK_SECRET, TELEGRAM_SECRET = "unit-slack-signing-secret", "unit-telegram-webhook-secret"
@@ -456,8 +456,8 @@ async def test_an_nlu_override_left_by_a_dead_process_expires(running: App) -> N
 
     from sqlalchemy import update
 
-    from assistant.active_models import ActiveModelWatcher
     from assistant.store.tables import RuntimeSetting
+    from assistant.workers.model_watcher import ActiveModelWatcher
 
     store, pipeline = running.app.state.store, running.app.state.pipeline
     watcher = ActiveModelWatcher(running.app.state.settings, store, pipeline.serving, running.server)

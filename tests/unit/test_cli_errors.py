@@ -9,10 +9,10 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from assistant.cli import app as real_app
-from assistant.cli.context import DEBUG, command
 from assistant.config import Settings
 from assistant.contracts import AssistantError
+from wiring.cli import app as real_app
+from wiring.cli.context import DEBUG, command
 
 app = typer.Typer()
 
@@ -69,7 +69,7 @@ def test_serve_refuses_placeholder_and_short_secrets_outside_dev_mode(tmp_path: 
         assert "callback" not in said
     monkeypatch.setenv("ASSISTANT_DEV_MODE", "true")
     assert Settings().weak_secrets() == ["admin_token", "rasa.token"]  # dev mode: allowed, still known
-    from assistant.app import create_app
+    from wiring.app import create_app
 
     create_app(Settings())  # builds
 

@@ -1,5 +1,5 @@
 """Plugins written against earlier releases keep working: a channel whose router() takes no turn API (it used the
-`get_pipeline` dependency), an NLU backend built from settings alone, and `assistant.protocols` imports."""
+`get_pipeline` dependency) and an NLU backend built from settings alone (the shims in `compat`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import pytest
 from fastapi import APIRouter, Depends
 
-from assistant import plugins
-from assistant.app import get_pipeline
 from assistant.config import Settings
 from assistant.contracts import CHANNELS, IncomingMessage, ServingState
-from assistant.pipeline import TurnPipeline
+from assistant.infra import entry_points
+from assistant.turn.pipeline import TurnPipeline
+from compat.old_plugins import get_pipeline
 from tests.unit.fakes import FakeNLU
 from tests.unit.test_app import start
 
@@ -46,11 +46,15 @@ async def test_old_plugins_still_work_with_a_deprecation_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
-    real_available, real_load = plugins.available, plugins.load
+    real_available, real_load = entry_points.available, entry_points.load
     monkeypatch.setattr(
-        plugins, "available", lambda group: {**real_available(group), **({"old": None} if group == CHANNELS else {})}
+        entry_points,
+        "available",
+        lambda group: {**real_available(group), **({"old": None} if group == CHANNELS else {})},
     )
-    monkeypatch.setattr(plugins, "load", lambda group, name: OldChannel if name == "old" else real_load(group, name))
+    monkeypatch.setattr(
+        entry_points, "load", lambda group, name: OldChannel if name == "old" else real_load(group, name)
+    )
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", channels=["old"])
     with pytest.warns(DeprecationWarning) as warned:
         app = start(settings, nlu=OldNLU)
@@ -59,10 +63,3 @@ async def test_old_plugins_still_work_with_a_deprecation_warning(
     assert response.status_code == 200 and "Hello" in response.json()["text"]
     said = " ".join(str(w.message) for w in warned)
     assert "router() takes no turn API" in said and "OldNLU takes only settings" in said
-
-
-def test_protocols_still_exports_the_contracts() -> None:
-    from assistant import protocols
-    from assistant.contracts import NLUBackend
-
-    assert protocols.NLUBackend is NLUBackend and protocols.DeliveryFailed.__name__ == "DeliveryFailed"

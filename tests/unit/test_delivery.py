@@ -10,8 +10,8 @@ from fastapi import APIRouter
 
 from assistant.config import Settings
 from assistant.contracts import DeliveryFailed, Outgoing, Turns
-from assistant.delivery import DeliveryWorker
 from assistant.store import Store
+from assistant.workers.delivery import DeliveryWorker
 from tests.unit.answers import answer
 
 

@@ -4,10 +4,10 @@ are all known, slot values in every field; button payloads parsed as Rasa parses
 from pathlib import Path
 from typing import Any
 
-from assistant.config import DEMO_BOT_DIR
+from assistant.config import DEMO_BOT_DIR, REPO_ROOT
 from assistant.contracts import BotReply, Citation, Reason, RichResponse, Route
 from assistant.domain import Domain
-from assistant.router import payload_parse
+from assistant.turn.router import payload_parse
 from plugins.channels.rest import rasa_messages
 
 
@@ -34,7 +34,7 @@ def test_demo_bot_answers_every_in_scope_intent() -> None:
     assert 15 <= len(intents) <= 25
     assert {"greet", "goodbye", "help", "bot_challenge", "chitchat", "out_of_scope"} <= intents.keys()
     assert all(len(examples) >= 15 for examples in intents.values()), {k: len(v) for k, v in intents.items()}
-    actions = {p.stem for p in Path(DEMO_BOT_DIR.parent / "plugins" / "actions").glob("*.py")}
+    actions = {p.stem for p in Path(REPO_ROOT / "plugins" / "actions").glob("*.py")}
     assert actions >= {"orders", "opening_hours"}
     for intent in intents.keys() - {"chitchat", "out_of_scope", "order_status", "opening_hours"}:
         assert f"utter_{intent}" in domain.responses, intent

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from assistant.cli import app as cli
-from assistant.erasure import RetentionWorker, scrub_files
 from assistant.store.tables import Message
+from assistant.workers.erasure import RetentionWorker, scrub_files
 from tests.unit.test_app import ADMIN, App, settings_for, start
+from wiring.cli import app as cli
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def test_forget_erases_a_sender_and_everything_derived(app: App, tmp_path:
 async def test_another_replica_with_a_stale_cache_starts_a_new_conversation(app: App) -> None:
     await talk(app, "cy", "hello")
     store = app.app.state.store
-    from assistant.store.erasure import forget
+    from assistant.store.purge import forget
 
     await store.transaction(lambda conn: forget(conn, "cy"))  # as another replica would: this cache still has it
     await talk(app, "cy", "hello again")

@@ -13,7 +13,8 @@ import yaml
 from assistant.config import Settings
 from assistant.contracts import ChatMessage, Reason, Route
 from assistant.store import ReplyRecord, Store, Understanding, feedback
-from training.export import export_nlu, export_sft, read_rasa_nlu, write_rasa_nlu
+from evaluation.nlu_data import read_rasa_nlu
+from training.export import export_nlu, export_sft, write_rasa_nlu
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from assistant.knowledge import KnowledgeBase
+from assistant.knowledge.base import KnowledgeBase
 from tests.unit.fakes import KB_DOWN, NLU_DOWN
 from tests.unit.test_app import App, settings_for, start
 

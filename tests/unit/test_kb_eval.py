@@ -8,9 +8,8 @@ import pytest
 
 from assistant.config import KBSettings
 from assistant.contracts import Passage
-from assistant.retrieval import answerability
-from training.eval_sets import BadEvalSet, Case
-from training.kb_eval import (
+from assistant.knowledge.retrieval import answerability
+from evaluation.kb import (
     GroundedResult,
     RawAnswer,
     answer_figures,
@@ -21,6 +20,7 @@ from training.kb_eval import (
     matches,
     retrieval_figures,
 )
+from evaluation.sets import BadEvalSet, Case
 
 
 def result(answerable: bool, gold_rank: int | None, reason: str = "grounded", **extra: object) -> GroundedResult:

@@ -11,12 +11,11 @@ from sqlalchemy import select
 
 from assistant.config import KBSettings
 from assistant.contracts import Passage
-from assistant.documents import DocumentError, find_files, read, split
-from assistant.grounding import check, cited, content_words, decide, extract, judge, support
-from assistant.knowledge import KnowledgeBase
-from assistant.retrieval import HybridRetriever, LangChainRetriever, answerability, queries, rrf, weighted
-from assistant.store import Store
-from assistant.store import knowledge as kb
+from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.documents import DocumentError, find_files, read, split
+from assistant.knowledge.grounding import check, cited, content_words, decide, extract, judge, support
+from assistant.knowledge.retrieval import HybridRetriever, LangChainRetriever, answerability, queries, rrf, weighted
+from assistant.store import Store, kb
 from tests.unit.fakes import FakeEmbedder
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from assistant.admission import Capacity
 from assistant.config import LimitsSettings
 from assistant.contracts import IncomingMessage, InvalidInput
-from assistant.inputs import check_message
+from assistant.turn.admission import Capacity
+from assistant.turn.inputs import check_message
 from plugins.channels.callback import signed_headers
 from plugins.channels.slack import _blocks, escape
 from tests.unit.fakes import FakeNLU
@@ -338,7 +338,7 @@ def test_up_generates_the_servers_secrets_once_and_every_command_reads_them(
 
 
 async def test_out_of_band_turns_past_the_cap_wait_stored_for_recovery(tmp_path: Path) -> None:
-    from assistant.delivery import DeliveryWorker
+    from assistant.workers.delivery import DeliveryWorker
 
     settings = settings_for(tmp_path, limits={"max_background_turns": 1}, delivery={"recover_after_s": 0})
     async with start(settings) as app:

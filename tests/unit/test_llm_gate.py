@@ -10,10 +10,10 @@ import pytest
 from assistant.config import LLMGateSettings, Settings
 from assistant.contracts import ChatMessage
 from assistant.domain import Domain
-from assistant.llm_reply import ReplyWriter
+from assistant.replies.writer import ReplyWriter
+from evaluation.llm import LLMEvaluation, SetFigures
+from evaluation.sets import BadEvalSet, load_sets
 from tests.unit.fakes import FakeLLM
-from training.eval_sets import BadEvalSet, load_sets
-from training.llm_eval import LLMEvaluation, SetFigures
 from training.llm_gate import decide
 
 CHECKS = {"not_human": 1.0, "safe": 1.0}

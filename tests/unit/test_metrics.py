@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.config import RouterSettings
-from training.metrics import Prediction, evaluate, not_worse
+from evaluation.nlu_metrics import Prediction, evaluate, not_worse
 
 
 def prediction(gold: str, intent: str, confidence: float = 0.9, runner_up: float = 0.05) -> Prediction:
@@ -50,7 +50,7 @@ def test_sweep_picks_the_best_allowed_threshold_by_hand() -> None:
     threshold 0.5: in-scope 3/4 (every right one is >= 0.6), oos caught 1/2 (0.4)     -> 0.75 + 0.5
     threshold 0.65: in-scope 2/4 (the 0.6 one goes to the LLM), oos caught 2/2         -> 0.50 + 1.0, but
     a 25-point drop in in-scope accuracy is not allowed (max 1 point), so 0.5 wins."""
-    from training.metrics import routing_scores, sweep
+    from evaluation.nlu_metrics import routing_scores, sweep
 
     def p(gold: str, intent: str, confidence: float) -> Prediction:
         return Prediction("t", gold, intent, confidence, [(intent, confidence), ("z", (1 - confidence) / 10)])

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from assistant.delivery import backoff_s
 from assistant.store import AlreadyAnswered, DuplicateMessage, Store, outbox
 from assistant.store.tables import utcnow
+from assistant.workers.delivery import backoff_s
 from tests.unit.answers import answer
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set

@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant import plugins
-from assistant.app import create_app
 from assistant.config import Settings
 from assistant.contracts import (
     ACTIONS,
@@ -23,15 +21,17 @@ from assistant.contracts import (
     NLUTrainer,
     ServingState,
 )
+from assistant.infra import entry_points
 from plugins.channels.options import ChannelConfigError
+from wiring.app import create_app
 
 
 def test_builtin_plugins_are_registered() -> None:
-    assert {"rest", "web", "slack", "telegram", "callback"} <= plugins.available(CHANNELS).keys()
-    assert "rasa" in plugins.available(NLU_BACKENDS)
-    assert "openai" in plugins.available(LLM_BACKENDS)
-    assert {"rasa", "vllm", "openai"} <= plugins.available(SERVERS).keys()
-    assert {"action_order_status", "action_opening_hours"} <= plugins.available(ACTIONS).keys()
+    assert {"rest", "web", "slack", "telegram", "callback"} <= entry_points.available(CHANNELS).keys()
+    assert "rasa" in entry_points.available(NLU_BACKENDS)
+    assert "openai" in entry_points.available(LLM_BACKENDS)
+    assert {"rasa", "vllm", "openai"} <= entry_points.available(SERVERS).keys()
+    assert {"action_order_status", "action_opening_hours"} <= entry_points.available(ACTIONS).keys()
 
 
 def test_plugins_implement_their_protocols() -> None:
@@ -43,24 +43,26 @@ def test_plugins_implement_their_protocols() -> None:
         }
     )
     for name in ("rest", "web"):
-        channel = plugins.load(CHANNELS, name)(settings)
+        channel = entry_points.load(CHANNELS, name)(settings)
         assert isinstance(channel, Channel) and not isinstance(channel, DeliveringChannel)
     for name in ("slack", "telegram", "callback"):
-        assert isinstance(plugins.load(CHANNELS, name)(settings), DeliveringChannel)
-    for cls in plugins.load_all(ACTIONS).values():
+        assert isinstance(entry_points.load(CHANNELS, name)(settings), DeliveringChannel)
+    for cls in entry_points.load_all(ACTIONS).values():
         assert isinstance(cls(settings), Action)
-    servers = {name: plugins.load(SERVERS, name)(settings) for name in ("rasa", "vllm", "openai")}
+    servers = {name: entry_points.load(SERVERS, name)(settings) for name in ("rasa", "vllm", "openai")}
     assert all(isinstance(server, ModelServer) for server in servers.values())
     assert isinstance(servers["rasa"], NLUTrainer) and servers["rasa"].kind == ModelKind.NLU
     assert servers["vllm"].serves_versions and not servers["openai"].serves_versions
     serving = ServingState(llm_model="base")
-    assert isinstance(plugins.load(NLU_BACKENDS, "rasa")(settings, serving), NLUBackend)
-    assert isinstance(plugins.load(LLM_BACKENDS, "openai")(settings, serving), LLMBackend)
+    assert isinstance(entry_points.load(NLU_BACKENDS, "rasa")(settings, serving), NLUBackend)
+    assert isinstance(entry_points.load(LLM_BACKENDS, "openai")(settings, serving), LLMBackend)
 
 
 def test_unknown_plugin_names_what_is_installed() -> None:
-    with pytest.raises(plugins.PluginNotFound, match=r"no plugin named 'nope' in assistant.nlu \(installed: .*rasa"):
-        plugins.load(NLU_BACKENDS, "nope")
+    with pytest.raises(
+        entry_points.PluginNotFound, match=r"no plugin named 'nope' in assistant.nlu \(installed: .*rasa"
+    ):
+        entry_points.load(NLU_BACKENDS, "nope")
 
 
 def test_channel_options_from_credentials_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +77,7 @@ def test_channel_options_from_credentials_file_and_environment(tmp_path: Path, m
 def test_enabled_channel_without_its_secrets_fails_with_a_sentence() -> None:
     with pytest.raises(ChannelConfigError, match=r"the slack channel is enabled but .*bot_token: Field required"):
         create_app(Settings(channels=["rest", "slack"], credentials_file=Path("/nonexistent.yml")))
-    with pytest.raises(plugins.PluginNotFound, match="channels not installed: carrier-pigeon"):
+    with pytest.raises(entry_points.PluginNotFound, match="channels not installed: carrier-pigeon"):
         create_app(Settings(channels=["rest", "carrier-pigeon"]))
 
 

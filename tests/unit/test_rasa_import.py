@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from assistant.cli import app as cli
 from assistant.domain import Domain
+from wiring.cli import app as cli
 
 MOODBOT = Path(__file__).resolve().parent.parent / "fixtures" / "rasa_moodbot"
 

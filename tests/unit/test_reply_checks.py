@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.guards import ReplyGuard, speaks_of_self_harm
-from assistant.reply_checks import CheckContext, contacts, failures, repeated_trigram_rate
-from training.reply_metrics import distinct_n, looping_share, percentile, token_f1
+from assistant.replies.checks import CheckContext, contacts, failures, repeated_trigram_rate
+from assistant.replies.guards import ReplyGuard, speaks_of_self_harm
+from evaluation.reply_metrics import distinct_n, looping_share, percentile, token_f1
 
 PERSONA = (
     "You are Penny, the virtual assistant of Northwind. Call us at +44 20 7946 0958 or write to help@northwind.test."

@@ -13,7 +13,7 @@ import yaml
 
 from assistant.config import DEMO_BOT_DIR, RouterSettings
 from assistant.contracts import IntentScore, ParseResult, Reason, Route
-from assistant.router import Router
+from assistant.turn.router import Router
 from plugins.nlu.rasa.client import parse_result
 from tests.unit.fakes import FakeNLU
 from tests.unit.test_app import settings_for, start

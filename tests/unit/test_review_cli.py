@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
 from assistant.contracts import FeedbackSource, ModelKind, Reason, Route
-from assistant.migrations.migrate import upgrade
 from assistant.store import ReplyRecord, Store, Understanding, feedback, registry
+from assistant.store.migrations.migrate import upgrade
+from wiring.cli import app
 
 
 async def llm_turn(store: Store, sender: str, text: str, reply: str) -> int:

@@ -4,7 +4,7 @@ import pytest
 
 from assistant.config import RouterSettings
 from assistant.contracts import IntentScore, ParseResult
-from assistant.router import Router
+from assistant.turn.router import Router
 
 ROUTER = Router(
     RouterSettings(llm_intents=["chitchat", "out_of_scope"], confidence_threshold=0.6, ambiguity_margin=0.2)

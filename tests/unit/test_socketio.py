@@ -14,7 +14,7 @@ import pytest
 import socketio
 import uvicorn
 
-from assistant.services import free_port
+from assistant.infra.services import free_port
 from tests.unit.test_app import App, settings_for, start
 
 SECRET = "a-socketio-jwt-signing-key-for-tests"

@@ -16,15 +16,15 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.contracts import AssistantError, ServiceSpec
-from assistant.services import cache_root, host_port, run_tool
+from assistant.infra.services import cache_root, host_port, run_tool
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # holds inside_rasa/, the code Rasa loads from bot configs
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # holds nlu/, the code Rasa loads from bot configs
 
 
 def rasa_env() -> dict[str, str]:
     """Environment for Rasa processes: quiet, no telemetry, and this package importable, so pipelines can use
-    its components (``inside_rasa.featurizer.SentenceEncoderFeaturizer``)."""
-    legacy = PACKAGE_ROOT / "inside_rasa" / "legacy"  # old class paths of trained models (nlu.featurizer)
+    its components (``nlu.featurizer.SentenceEncoderFeaturizer``)."""
+    legacy = PACKAGE_ROOT / "compat" / "rasa_path"  # old class paths of trained models (see compat)
     parts = (str(PACKAGE_ROOT), str(legacy), os.environ.get("PYTHONPATH", ""))
     python_path = os.pathsep.join(p for p in parts if p)
     return {
@@ -89,7 +89,7 @@ def config_hash(config: Path) -> str:
     return hashlib.sha256(config.read_bytes()).hexdigest()[:16]
 
 
-# tqdm bars in Rasa's output: DIET's epochs, and the sentence encoder's fine-tuning steps (inside_rasa.featurizer)
+# tqdm bars in Rasa's output: DIET's epochs, and the sentence encoder's fine-tuning steps (nlu.featurizer)
 PROGRESS = re.compile(r"(Epochs|Fine-tuning encoder):\s+\d+%.*?(\d+)/(\d+)")
 
 
@@ -168,7 +168,7 @@ def train_bot(
 def _environment_key(settings: Settings) -> str:
     """What besides the training files decides the model: the Rasa environment and the code Rasa loads."""
     digest = hashlib.sha256(str(settings.rasa.python_env or rasa_executable(settings)).encode())
-    for path in sorted((Path(__file__).resolve().parents[3] / "inside_rasa").rglob("*.py")):
+    for path in sorted((Path(__file__).resolve().parents[3] / "nlu").rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -29,7 +29,7 @@ from assistant.contracts import (
     ServiceSpec,
     TrainedModel,
 )
-from assistant.services import Supervisor, free_port
+from assistant.infra.services import Supervisor, free_port
 from plugins.nlu.rasa import runner
 from plugins.nlu.rasa.client import RasaClient, RasaError, model_name, parse_result
 

@@ -1,0 +1,1 @@
+"""Infrastructure the core uses: supervised processes, entry points, Prometheus metrics, background tasks."""

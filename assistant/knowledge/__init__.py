@@ -1,0 +1,1 @@
+"""The knowledge base: documents read and split, indexed, retrieved (hybrid), and answers grounded in them."""

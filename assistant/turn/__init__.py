@@ -1,0 +1,1 @@
+"""The turn: a message checked, stored, understood, routed and answered (``pipeline.TurnPipeline``)."""

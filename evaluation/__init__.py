@@ -1,0 +1,1 @@
+"""Evaluation: NLU (Rasa), LLM replies and the knowledge base measured on data the reviewers own."""
