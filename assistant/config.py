@@ -76,15 +76,6 @@ class VLLMSettings(BaseModel):
     api_key: str = "EMPTY"
 
 
-class ActionServerSettings(BaseModel):
-    """A rasa-sdk action server for the domain's custom actions (Rasa's ``action_endpoint``)."""
-
-    url: str | None = Field(None, description="its /webhook URL; default: action_endpoint in the bot's endpoints.yml")
-    managed: bool = Field(True, description="`assistant up` starts it (python -m rasa_sdk) when the bot has actions/")
-    timeout_s: float = 10.0
-    startup_timeout_s: float = 120.0
-
-
 class LLMSettings(BaseModel):
     """How the LLM route talks to the model."""
 
@@ -362,7 +353,9 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field([], description="sites allowed to call the API from a browser (the web widget)")
     rasa: RasaSettings = RasaSettings()
-    action_server: ActionServerSettings = ActionServerSettings()
+    action_server: dict[str, Any] = Field(
+        {}, description="the rasa-sdk action server's options (plugins/actions/rasa_sdk.py: ActionServerSettings)"
+    )
     vllm: VLLMSettings = VLLMSettings()
     llm: LLMSettings = LLMSettings()
     router: RouterSettings = RouterSettings()
@@ -484,11 +477,6 @@ class Settings(BaseSettings):
                         value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                     )
         return [name for name, value in chosen.items() if value is not None and _weak(value)]
-
-    @property
-    def action_endpoint(self) -> str | None:
-        """Where the domain's custom actions run: ``action_server.url``, else the bot's endpoints.yml."""
-        return self.action_server.url or endpoint_url(self.bot_dir / "endpoints.yml", "action_endpoint")
 
     @property
     def db_url(self) -> str:

@@ -7,10 +7,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -79,16 +79,24 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where or 'body'}: {error.get('msg', 'invalid')}"
 
 
+def error_body(
+    status: int, message: str, headers: dict[str, str] | None = None, error: str | None = None
+) -> JSONResponse:
+    """Every 4xx has this one shape (``ErrorBody``): ``error`` names the kind (by default the status's phrase),
+    ``message`` is a sentence."""
+    return JSONResponse({"error": error or HTTPStatus(status).phrase.lower(), "message": message}, status, headers)
+
+
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
+    return error_body(404, str(exc))
 
 
 async def _unprocessable(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+    return error_body(422, str(exc), error="invalid request")
 
 
 async def _too_much(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "3600"})
+    return error_body(429, str(exc), {"Retry-After": "3600"})
 
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:
@@ -96,26 +104,26 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refused)
     status = 503 if isinstance(exc, Overloaded) else 429
     headers = {"Retry-After": str(exc.retry_after_s)}
-    return JSONResponse({"error": "refused", "message": str(exc)}, status_code=status, headers=headers)
+    return error_body(status, str(exc), headers, error="refused")
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    return JSONResponse({"error": "invalid request", "message": str(exc)}, status_code=exc.status)
+    return error_body(exc.status, str(exc), error="invalid request")
 
 
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409)
+    return error_body(409, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's 400 for a body it could not parse (not UTF-8, nested deeper than the JSON parser goes) is a
-    422 with a sentence here, like any other body that is not valid JSON; other HTTP errors as FastAPI sends them."""
+    422 with a sentence here, like any other body that is not valid JSON; other HTTP errors in the one shape."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         message = "the request body is not valid JSON (it is not UTF-8, or it is nested too deeply)"
-        return JSONResponse({"error": "invalid request", "message": message}, status_code=422)
-    return await http_exception_handler(request, exc)
+        return error_body(422, message, error="invalid request")
+    return error_body(exc.status_code, str(exc.detail), exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -127,10 +135,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 class ErrorBody(BaseModel):
-    """What a 4xx says: ``message`` (or FastAPI's ``detail``) is a sentence; ``detail`` may list the fields."""
+    """What every 4xx says: ``error`` the kind, ``message`` a sentence; an invalid body's ``detail`` lists fields."""
 
-    error: str | None = None
-    message: str | None = None
+    error: str
+    message: str
     detail: Any = None
 
 
@@ -254,7 +262,7 @@ def create_app(
         store: Store = request.app.state.store
         found = await store.transaction(lambda conn: knowledge.passages(conn, [chunk_id]))
         if chunk_id not in found:
-            return JSONResponse({"message": f"no passage {chunk_id} in the knowledge base"}, status_code=404)
+            return error_body(404, f"no passage {chunk_id} in the knowledge base")
         p = found[chunk_id]
         name = p.source.rsplit("/", 1)[-1]
         return PlainTextResponse(f"{p.title} ({name})\n\n{p.text}\n")

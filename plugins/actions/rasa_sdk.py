@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+from pydantic import BaseModel, Field
 
-from assistant.config import Settings
+from assistant.config import Settings, endpoint_url
 from assistant.contracts import (
     Action,
     ActionContext,
@@ -37,6 +38,25 @@ from assistant.store import Store, feedback
 
 RASA_VERSION = "3.6.21"
 HISTORY_MESSAGES = 20
+
+
+class ActionServerSettings(BaseModel):
+    """A rasa-sdk action server for the domain's custom actions (Rasa's ``action_endpoint``)."""
+
+    url: str | None = Field(None, description="its /webhook URL; default: action_endpoint in the bot's endpoints.yml")
+    managed: bool = Field(True, description="`assistant up` starts it (python -m rasa_sdk) when the bot has actions/")
+    timeout_s: float = 10.0
+    startup_timeout_s: float = 120.0
+
+
+def action_server(settings: Settings) -> ActionServerSettings:
+    """This plugin's options: ``action_server:`` in assistant.yml, ``ASSISTANT_ACTION_SERVER__<OPTION>``."""
+    return ActionServerSettings.model_validate(settings.action_server)
+
+
+def action_endpoint(settings: Settings) -> str | None:
+    """Where the domain's custom actions run: ``action_server.url``, else the bot's endpoints.yml."""
+    return action_server(settings).url or endpoint_url(settings.bot_dir / "endpoints.yml", "action_endpoint")
 
 
 def events_of(turns: list[dict[str, Any]], channel: str) -> list[dict[str, Any]]:
@@ -63,7 +83,7 @@ class RemoteAction:
 
     def __init__(self, name: str, settings: Settings, domain: Domain, store: Store, http: httpx.AsyncClient) -> None:
         self.name = name
-        self.url = settings.action_endpoint or ""
+        self.url = action_endpoint(settings) or ""
         self.domain = domain
         self.store = store
         self.http = http
@@ -143,17 +163,17 @@ class RemoteAction:
 def remote_actions(settings: Settings, domain: Domain, store: Store, installed: dict[str, Any]) -> dict[str, Action]:
     """The domain's custom actions that no in-process plugin provides, run by the action server (none without
     an action endpoint)."""
-    if not settings.action_endpoint:
+    if not action_endpoint(settings):
         return {}
-    http = httpx.AsyncClient(timeout=settings.action_server.timeout_s)
+    http = httpx.AsyncClient(timeout=action_server(settings).timeout_s)
     return {name: RemoteAction(name, settings, domain, store, http) for name in domain.actions if name not in installed}
 
 
 def action_server_service(settings: Settings) -> ServiceSpec | None:
     """The action server `assistant up` starts: the bot's ``actions/`` package served by rasa-sdk from the Rasa
     environment, when the endpoint is on this machine."""
-    url = settings.action_endpoint
-    if not (settings.action_server.managed and url and (settings.bot_dir / "actions").is_dir()):
+    url = action_endpoint(settings)
+    if not (action_server(settings).managed and url and (settings.bot_dir / "actions").is_dir()):
         return None
     parsed = urlparse(url)
     if parsed.hostname not in ("127.0.0.1", "localhost"):
@@ -167,5 +187,5 @@ def action_server_service(settings: Settings) -> ServiceSpec | None:
         command=[str(python), "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
         health_url=f"{parsed.scheme}://{parsed.hostname}:{port}/health",
         cwd=settings.bot_dir,
-        startup_timeout_s=settings.action_server.startup_timeout_s,
+        startup_timeout_s=action_server(settings).startup_timeout_s,
     )

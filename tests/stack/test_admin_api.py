@@ -10,7 +10,7 @@ def test_admin_api_needs_the_token(stack: Stack) -> None:
     for token in (None, "wrong-token"):
         response = stack.admin(f"/messages/{message['message_id']}/feedback", {"rating": "up"}, token=token)
         assert response.status_code == 401, response.text
-        assert "token" in response.json()["detail"]
+        assert "token" in response.json()["message"]
     assert stack.http.get(f"{stack.url}/api/models").status_code == 401
     assert stack.rows("SELECT * FROM feedback WHERE message_id = ?", message["message_id"]) == []
 
@@ -25,9 +25,9 @@ def test_feedback_is_stored_on_bot_replies_only(stack: Stack) -> None:
     assert rows == [{"rating": "down", "correction": "Cats rule. Meow."}]
 
     wrong_kind = stack.admin(f"/messages/{user_id}/feedback", {"rating": "up"})
-    assert wrong_kind.status_code == 409 and "user message" in wrong_kind.json()["detail"]
+    assert wrong_kind.status_code == 409 and "user message" in wrong_kind.json()["message"]
     missing = stack.admin("/messages/987654321/feedback", {"rating": "up"})
-    assert missing.status_code == 404 and "987654321" in missing.json()["detail"]
+    assert missing.status_code == 404 and "987654321" in missing.json()["message"]
     for body in ({}, {"rating": "meh"}, {"correction": "   "}):
         invalid = stack.admin(f"/messages/{bot_id}/feedback", body)
         assert invalid.status_code == 422 and invalid.json()["message"], body
@@ -53,7 +53,7 @@ def test_labels_are_stored_on_user_messages_with_entity_offsets(stack: Stack) ->
     not_there = stack.admin(
         f"/messages/{user_id}/label", {"intent": "greet", "entities": [{"entity": "city", "value": "Oslo"}]}
     )
-    assert not_there.status_code == 409 and "does not occur" in not_there.json()["detail"]
+    assert not_there.status_code == 409 and "does not occur" in not_there.json()["message"]
     assert stack.rows("SELECT intent FROM labels WHERE message_id = ?", user_id) == [{"intent": "order_status"}]
 
 

@@ -160,4 +160,4 @@ def test_bad_requests_get_clear_errors(app: App) -> None:
     response = app.post({"sender": "x", "message": "  "})
     assert response.status_code == 422
     response = app.post({"sender": "x", "message": "hello"}, signed=False)
-    assert response.status_code == 401 and "X-Assistant-Signature" in response.json()["detail"]
+    assert response.status_code == 401 and "X-Assistant-Signature" in response.json()["message"]

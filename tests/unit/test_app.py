@@ -406,7 +406,7 @@ async def test_callback_webhook_authenticates_its_caller(running: App) -> None:
     before = len(running.rows("SELECT id FROM messages"))
     for secret in (None, "wrong-secret"):
         refused = await _callback(running, body, secret)
-        assert refused.status_code == 401 and "X-Assistant-Signature" in refused.json()["detail"]
+        assert refused.status_code == 401 and "X-Assistant-Signature" in refused.json()["message"]
     raw = json.dumps(body).encode()
     stale = {"X-Assistant-Timestamp": str(int(time.time()) - 3600)}
     stale["X-Assistant-Signature"] = sign("unit-callback-signing-secret", stale["X-Assistant-Timestamp"], raw)

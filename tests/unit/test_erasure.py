@@ -79,7 +79,7 @@ async def test_forget_erases_a_sender_and_everything_derived(app: App, tmp_path:
     assert sorted(Path(p).name for p in body["files"]) == ["nlu.yml", "report.md", "sft_train.jsonl"]
 
     again = await app.http.delete("/api/senders/ana", headers=ADMIN)
-    assert again.status_code == 404 and "nothing was erased" in again.json()["detail"]
+    assert again.status_code == 404 and "nothing was erased" in again.json()["message"]
     # the sender can talk again: the cached conversation id of the erased conversation is not reused
     await talk(app, "ana", "hello")
     assert counts(app, "ana")["messages"] == 2

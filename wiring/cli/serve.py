@@ -160,6 +160,8 @@ def _starter(context: Context) -> None:
 
 
 def _print_urls(settings: Settings) -> None:
+    from plugins.actions.rasa_sdk import action_endpoint
+
     table = Table(title="assistant is up", show_header=False)
     if "web" in settings.channels:
         table.add_row("chat page", f"{settings.public_url}/chat")
@@ -169,8 +171,8 @@ def _print_urls(settings: Settings) -> None:
     table.add_row("API docs", f"{settings.public_url}/docs")
     table.add_row("Rasa", settings.rasa.url + ("" if settings.rasa.managed else " (external)"))
     table.add_row("vLLM", settings.vllm.url + ("" if settings.vllm.managed else " (external)"))
-    if settings.action_endpoint:
-        table.add_row("action server", settings.action_endpoint)
+    if endpoint := action_endpoint(settings):
+        table.add_row("action server", endpoint)
     table.add_row("database", settings.db_location)
     console.print(table)
     console.print(f"Talk to it: [bold]assistant chat[/] (or curl the webhook). Logs: {settings.data_dir / 'logs'}")
