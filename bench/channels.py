@@ -79,7 +79,7 @@ def start_app(slack: SlackAPI, telegram: TelegramAPI, receiver: CallbackReceiver
         "ASSISTANT_CHANNEL__CALLBACK__SECRET": CALLBACK_SECRET,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "wiring", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):

@@ -209,7 +209,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
     log_path = STACK_DIR / "up.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "up"],
+            [sys.executable, "-m", "wiring", "up"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

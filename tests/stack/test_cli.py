@@ -16,7 +16,7 @@ from tests.conftest import Stack
 
 def assistant(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *args],
+        [sys.executable, "-m", "wiring", *args],
         env={**env, "COLUMNS": "200", "NO_COLOR": "1"},
         input=stdin,
         capture_output=True,
@@ -42,7 +42,8 @@ def test_status_lists_services_and_models(stack: Stack) -> None:
 
 def test_status_says_when_the_assistant_is_down() -> None:
     result = assistant("status", "--url", "http://127.0.0.1:9", env=dict(os.environ))
-    assert result.returncode == 1 and "assistant" in result.stdout and "no" in result.stdout
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and ["assistant", "no"] in [row[:2] for row in rows], result.stdout
 
 
 def test_train_without_rasa_fails_with_a_sentence(tmp_path: object) -> None:
@@ -83,7 +84,7 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         "COLUMNS": "200",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "wiring", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: list[str] = []  # read as it comes, so the test can wait for the "is up" table
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)

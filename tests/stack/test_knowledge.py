@@ -26,7 +26,7 @@ def kb(stack: Stack, *args: str, eval_kb: bool = False) -> subprocess.CompletedP
     env = {**stack.env, "COLUMNS": "200"}
     command = ["eval", "kb"] if eval_kb else ["kb"]
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *command, *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "wiring", *command, *args], env=env, capture_output=True, text=True, timeout=300
     )
 
 

@@ -54,7 +54,7 @@ def moodbot(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     where = tmp_path_factory.mktemp("moodbot")
     project, bot, data = moodbot_plus(where / "project"), where / "bot", where / "data"
     init = subprocess.run(
-        [sys.executable, "-m", "assistant", "init", "--from-rasa", str(project), "--out", str(bot)],
+        [sys.executable, "-m", "wiring", "init", "--from-rasa", str(project), "--out", str(bot)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert init.returncode == 0, init.stdout + init.stderr
@@ -73,7 +73,7 @@ def moodbot(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     log_path = where / "up.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "up", "--bot", str(bot)],
+            [sys.executable, "-m", "wiring", "up", "--bot", str(bot)],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     try:

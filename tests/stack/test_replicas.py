@@ -92,7 +92,7 @@ def replicas(replica_env: dict[str, str], tmp_path_factory: pytest.TempPathFacto
         log_path = logs / f"replica-{index}.log"
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
+                [sys.executable, "-m", "wiring", "serve", "--port", str(port)],
                 env={**replica_env, "ASSISTANT_PORT": str(port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -221,7 +221,7 @@ async def test_retrains_on_two_hosts_refuse_each_other(replica_env: dict[str, st
         assert await db.transaction(lambda c: locks.try_acquire(c, "retrain", holder)) is None
         refused = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "assistant", "retrain"],
+            [sys.executable, "-m", "wiring", "retrain"],
             env=replica_env,
             capture_output=True,
             text=True,

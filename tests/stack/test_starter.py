@@ -20,7 +20,7 @@ EXAMPLES = REPO / "bots" / "demo" / "persona_examples.yml"
 def train_starter(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "assistant", "train", "starter"], env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "wiring", "train", "starter"], env=env, capture_output=True, text=True, timeout=900
     )
     return result, time.monotonic() - started
 

@@ -137,7 +137,7 @@ def test_long_reply_goes_out_in_parts_and_a_retry_resumes(telegram_api: Telegram
 
 def test_set_webhook_registers_url_and_secret(stack: Stack, telegram_api: TelegramAPI) -> None:
     def set_webhook(url: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "assistant", "telegram", "set-webhook", "--url", url]
+        command = [sys.executable, "-m", "wiring", "telegram", "set-webhook", "--url", url]
         return subprocess.run(command, env=stack.env, capture_output=True, text=True, timeout=60)
 
     result = set_webhook("https://bot.example.org/")

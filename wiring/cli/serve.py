@@ -98,7 +98,7 @@ def up(
         specs.append(
             ServiceSpec(
                 name="assistant",
-                command=[sys.executable, "-m", "assistant", "serve"],
+                command=[*_this_command(), "serve"],
                 health_url=f"{settings.public_url}/health",
                 startup_timeout_s=60,
             )
@@ -157,6 +157,13 @@ def _starter(context: Context) -> None:
         return
     if said:
         console.print(said)
+
+
+def _this_command() -> list[str]:
+    """How to run this CLI again: the ``assistant`` script beside this Python (so ``ps`` shows ``assistant
+    serve``), else the package."""
+    script = Path(sys.executable).with_name("assistant")
+    return [sys.executable, str(script)] if script.is_file() else [sys.executable, "-m", "wiring"]
 
 
 def _print_urls(settings: Settings) -> None:
