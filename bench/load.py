@@ -120,6 +120,62 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return median(values), cuts[18]
 
 
+def figures_of(
+    sent: list[Sent], stored: list[dict[str, Any]], alone: dict[str, str | None], alone_seconds: dict[str, list[float]]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The run's figures from what was sent and what the log stored (``stored_turns``), and each route's latency
+    under load against the same messages sent alone."""
+    statuses = Counter(s.status for s in sent)
+    accepted = [s for s in sent if s.status == 200]
+    refused = [s for s in sent if s.status in (429, 503)]
+    answered = [r for r in stored if r["replies"] == 1]
+    misrouted = [r for r in stored if r["route"] != alone.get(r["text"])]
+    by_route: dict[str, list[float]] = defaultdict(list)
+    routes = {(r["sender_id"], r["text"]): r["route"] for r in stored}
+    for s in accepted:
+        by_route[s.route or routes.get((s.sender, s.text)) or "?"].append(s.seconds)
+    figures: dict[str, Any] = {
+        "requests": len(sent),
+        "status counts": dict(sorted(statuses.items())),
+        "accepted (200)": len(accepted),
+        "user rows stored": len(stored),
+        "stored with their reply": len(answered),
+        "lost (accepted, not stored with a reply)": max(0, len(accepted) - len(answered)),
+        "stored though refused": max(0, len(stored) - len(accepted)),
+        "server errors (5xx other than 503, or no answer)": sum(
+            1 for s in sent if s.status == 0 or (s.status >= 500 and s.status != 503)
+        ),
+        "misrouted by load": len(misrouted),
+        "misrouted reasons": dict(Counter(r["reason"] for r in misrouted)),
+        "refused (429/503)": len(refused),
+        "refused without Retry-After": sum(1 for s in refused if not s.retry_after),
+    }
+    per_route: dict[str, dict[str, Any]] = {}
+    for route, seconds in sorted(by_route.items()):
+        p50, p95 = percentiles(seconds)
+        base = median(alone_seconds[route]) if alone_seconds.get(route) else None
+        ratio = p50 / base if base else None
+        per_route[route] = {"turns": len(seconds), "p50_s": p50, "p95_s": p95, "alone_p50_s": base, "ratio": ratio}
+    return figures, per_route
+
+
+def show(figures: dict[str, Any], per_route: dict[str, dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("figure", "value"):
+        table.add_column(column)
+    for name, value in figures.items():
+        table.add_row(name, str(value))
+    console.print(table)
+    latency = Table(title="latency per route: under load vs alone (same run)")
+    for column in ("route", "turns", "p50 s", "p95 s", "alone p50 s", "p50 ratio"):
+        latency.add_column(column)
+    for route, row in per_route.items():
+        base, ratio = row["alone_p50_s"], row["ratio"]
+        latency.add_row(route, str(row["turns"]), f"{row['p50_s']:.2f}", f"{row['p95_s']:.2f}",
+                        f"{base:.2f}" if base else "-", f"{ratio:.1f}x" if ratio else "-")  # fmt: skip
+    console.print(latency)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=None)
@@ -162,54 +218,9 @@ async def main() -> None:
             await asyncio.gather(*(conversation(n, bar, task) for n in range(args.conversations)))
         wall = time.perf_counter() - started
 
-    sent = run.sent
-    statuses = Counter(s.status for s in sent)
-    accepted = [s for s in sent if s.status == 200]
-    refused = [s for s in sent if s.status in (429, 503)]
     stored = [r for r in await stored_turns(settings, prefix) if "-alone-" not in r["sender_id"]]
-    answered = [r for r in stored if r["replies"] == 1]
-    misrouted = [r for r in stored if r["route"] != alone.get(r["text"])]
-    reasons = Counter(r["reason"] for r in misrouted)
-    by_route: dict[str, list[float]] = defaultdict(list)
-    routes = {(r["sender_id"], r["text"]): r["route"] for r in stored}
-    for s in accepted:
-        by_route[s.route or routes.get((s.sender, s.text)) or "?"].append(s.seconds)
-
-    table = Table(title=f"{args.conversations} conversations x {args.messages} messages at {url} ({wall:.0f} s)")
-    for column in ("figure", "value"):
-        table.add_column(column)
-    figures: dict[str, Any] = {
-        "requests": len(sent),
-        "status counts": dict(sorted(statuses.items())),
-        "accepted (200)": len(accepted),
-        "user rows stored": len(stored),
-        "stored with their reply": len(answered),
-        "lost (accepted, not stored with a reply)": max(0, len(accepted) - len(answered)),
-        "stored though refused": max(0, len(stored) - len(accepted)),
-        "server errors (5xx other than 503, or no answer)": sum(
-            1 for s in sent if s.status == 0 or (s.status >= 500 and s.status != 503)
-        ),
-        "misrouted by load": len(misrouted),
-        "misrouted reasons": dict(reasons),
-        "refused (429/503)": len(refused),
-        "refused without Retry-After": sum(1 for s in refused if not s.retry_after),
-    }
-    for name, value in figures.items():
-        table.add_row(name, str(value))
-    console.print(table)
-
-    latency = Table(title="latency per route: under load vs alone (same run)")
-    for column in ("route", "turns", "p50 s", "p95 s", "alone p50 s", "p50 ratio"):
-        latency.add_column(column)
-    per_route = {}
-    for route, seconds in sorted(by_route.items()):
-        p50, p95 = percentiles(seconds)
-        base = median(alone_seconds[route]) if alone_seconds.get(route) else None
-        ratio = p50 / base if base else None
-        per_route[route] = {"turns": len(seconds), "p50_s": p50, "p95_s": p95, "alone_p50_s": base, "ratio": ratio}
-        latency.add_row(route, str(len(seconds)), f"{p50:.2f}", f"{p95:.2f}", f"{base:.2f}" if base else "-",
-                        f"{ratio:.1f}x" if ratio else "-")  # fmt: skip
-    console.print(latency)
+    figures, per_route = figures_of(run.sent, stored, alone, alone_seconds)
+    show(figures, per_route, f"{args.conversations} conversations x {args.messages} messages at {url} ({wall:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "latency": per_route, "wall_s": wall}, indent=1))
 

@@ -5,7 +5,10 @@ Intent-routed messages: p50/p95 latency and throughput at 1 and 32 concurrent se
 LLM-routed messages: time to first token and tokens/s through the SSE endpoint vs directly against
 vLLM's streaming chat completions with the same prompt.
 
-Needs a running stack (``assistant up``); URLs come from the same settings (ASSISTANT_* variables).
+Needs a running stack (``assistant up``, default settings); URLs come from the same settings (ASSISTANT_*
+variables). The assistant's per-sender and per-address shares (``limits.per_sender``, ``limits.per_address``)
+hold for a benchmark too, so its turns come from many senders, each from its own address (``X-Forwarded-For``,
+which uvicorn takes from a proxy on loopback), at most ``TURNS_PER_CLIENT`` turns each: well inside both shares.
 
     .venv/bin/python bench/turn_latency.py [--requests 400] [--llm-requests 12] [--json out.json]
 """
@@ -32,6 +35,21 @@ from assistant.domain import Domain
 
 console = Console()
 LLM_MESSAGES = ["how are you", "tell me a joke", "what's your favorite color", "do you like music", "I'm bored"]
+
+
+TURNS_PER_CLIENT = 20  # the default shares are 30 turns a minute per sender and 120 per address
+
+
+class Clients:
+    """Senders and client addresses for the assistant's turns: a new pair every ``per_client`` turns."""
+
+    def __init__(self, run_id: str, per_client: int = TURNS_PER_CLIENT) -> None:
+        self.run_id, self.per_client, self.turns = run_id, per_client, 0
+
+    def next(self) -> tuple[str, dict[str, str]]:
+        n = self.turns // self.per_client
+        self.turns += 1
+        return f"bench-{self.run_id}-{n}", {"X-Forwarded-For": f"10.{n // 62500 % 256}.{n // 250 % 250}.{1 + n % 250}"}
 
 
 @dataclass
@@ -74,8 +92,9 @@ async def run_load(
     )
 
 
-async def intent_bench(settings: Settings, http: httpx.AsyncClient, total: int, rounds: int) -> list[Load]:
-    run_id = uuid.uuid4().hex[:6]
+async def intent_bench(
+    settings: Settings, http: httpx.AsyncClient, total: int, rounds: int, clients: Clients
+) -> list[Load]:
     nlu = yaml.safe_load((settings.bot_dir / "data" / "nlu.yml").read_text())["nlu"]
     candidates = [
         line.removeprefix("- ").strip()
@@ -85,9 +104,10 @@ async def intent_bench(settings: Settings, http: httpx.AsyncClient, total: int, 
         if "[" not in line
     ]
 
-    async def via_assistant(worker: int, text: str) -> dict:
+    async def via_assistant(_worker: int, text: str) -> dict:
+        sender, headers = clients.next()
         r = await http.post(
-            f"{settings.public_url}/webhooks/rest/webhook", json={"sender": f"bench-{run_id}-{worker}", "message": text}
+            f"{settings.public_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=headers
         )
         r.raise_for_status()
         return r.json()
@@ -99,9 +119,11 @@ async def intent_bench(settings: Settings, http: httpx.AsyncClient, total: int, 
     # keep only messages the router answers with an intent reply (the path being measured)
     router_texts = []
     for text in candidates[::3]:
+        sender, headers = clients.next()
         r = await http.post(
-            f"{settings.public_url}/webhooks/rest/stream", json={"sender": f"probe-{run_id}", "message": text}
+            f"{settings.public_url}/webhooks/rest/stream", json={"sender": sender, "message": text}, headers=headers
         )
+        r.raise_for_status()
         if '"route": "intent"' in r.text:
             router_texts.append(text)
     console.print(f"{len(router_texts)} intent-routed messages")
@@ -125,15 +147,15 @@ class Stream:
     tokens: int
 
 
-async def sse_stream(settings: Settings, http: httpx.AsyncClient, text: str) -> Stream:
+async def sse_stream(settings: Settings, http: httpx.AsyncClient, text: str, clients: Clients) -> Stream:
     started = time.perf_counter()
     first = last = None
     tokens = 0
+    sender, headers = clients.next()
     async with http.stream(
-        "POST",
-        f"{settings.public_url}/webhooks/rest/stream",
-        json={"sender": f"bench-llm-{uuid.uuid4().hex[:8]}", "message": text},
+        "POST", f"{settings.public_url}/webhooks/rest/stream", json={"sender": sender, "message": text}, headers=headers
     ) as response:
+        response.raise_for_status()
         async for line in response.aiter_lines():
             if line == "event: token":
                 now = time.perf_counter()
@@ -180,13 +202,13 @@ async def vllm_stream(settings: Settings, http: httpx.AsyncClient, persona: str,
     return Stream("vLLM direct", (first - started) * 1000, (tokens - 1) / max(last - first, 1e-9), tokens)
 
 
-async def llm_bench(settings: Settings, http: httpx.AsyncClient, requests: int) -> list[Stream]:
+async def llm_bench(settings: Settings, http: httpx.AsyncClient, requests: int, clients: Clients) -> list[Stream]:
     persona = Domain.load(settings.bot_dir).persona
     streams = []
     for i in range(requests):
         text = LLM_MESSAGES[i % len(LLM_MESSAGES)]
         streams.append(await vllm_stream(settings, http, persona, text))
-        streams.append(await sse_stream(settings, http, text))
+        streams.append(await sse_stream(settings, http, text, clients))
     return streams
 
 
@@ -256,8 +278,9 @@ async def main() -> None:
     settings = Settings()
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        loads = await intent_bench(settings, http, args.requests, args.rounds)
-        streams = await llm_bench(settings, http, args.llm_requests)
+        clients = Clients(uuid.uuid4().hex[:6])
+        loads = await intent_bench(settings, http, args.requests, args.rounds, clients)
+        streams = await llm_bench(settings, http, args.llm_requests, clients)
     nlu_p50 = statistics.median(x.p50_ms for x in loads if x.target.startswith("rasa") and x.concurrency == 1)
     ratios = summarise_loads(loads) | summarise_streams(streams, nlu_p50)
     console.print("targets: p50 ratio ≤ 1.15, throughput ratio ≥ 0.9, TTFT overhead ≤ 5 %")
