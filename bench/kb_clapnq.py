@@ -43,7 +43,7 @@ from assistant.config import KBSettings, Settings
 from assistant.contracts import EMBEDDERS
 from assistant.domain import Domain
 from assistant.infra import entry_points
-from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.indexing import KnowledgeBase
 from assistant.knowledge.retrieval import HybridRetriever
 from assistant.replies.writer import ReplyWriter
 from assistant.store import Store

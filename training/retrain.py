@@ -31,8 +31,8 @@ from evaluation import nlu_report as report
 from evaluation.nlu_metrics import HEADLINE, Prediction, evaluate, not_worse
 from evaluation.nlu_predict import predict, test_examples
 from training.export import NLUExport, SFTExport, export_nlu, export_sft
-from training.llm import train_adapter
 from training.llm_gate import run_gate, stored_gate_section
+from training.lora import train_adapter
 from training.publish import model_server, nlu_trainer, publish, version_of
 from training.stages import StageTimes
 

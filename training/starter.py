@@ -28,8 +28,8 @@ from assistant.domain import Domain
 from assistant.infra.services import cache_root
 from assistant.store import Store, registry
 from evaluation.sets import load_set, load_sets
-from training.llm import train_adapter
 from training.llm_gate import run_gate
+from training.lora import train_adapter
 from training.publish import model_server, publish
 
 EXAMPLES_FILE = "persona_examples.yml"

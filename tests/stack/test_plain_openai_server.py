@@ -80,9 +80,7 @@ def test_chat_works_and_retrain_refuses_with_a_sentence(stack: Stack, plain_llm:
     assert assistant("db", "upgrade", env=env).returncode == 0
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        app = subprocess.Popen(
-            [sys.executable, "-m", "wiring", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        app = subprocess.Popen([sys.executable, "-m", "wiring", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait(f"http://127.0.0.1:{port}/health", app, log, 60)
         response = httpx.post(

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from assistant.store.tables import Message
 from assistant.workers.erasure import RetentionWorker, scrub_files
-from tests.unit.test_app import ADMIN, App, settings_for, start
+from tests.unit.apps import ADMIN, App, settings_for, start
 from wiring.cli import app as cli
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from assistant.knowledge.base import KnowledgeBase
+from assistant.knowledge.indexing import KnowledgeBase
+from tests.unit.apps import App, settings_for, start
 from tests.unit.fakes import KB_DOWN, NLU_DOWN
-from tests.unit.test_app import App, settings_for, start
 
 DOCS = {
     "shipping.md": "# Shipping\n\nWe ship kettles to Norway in six working days. We ship to Sweden in four days.",

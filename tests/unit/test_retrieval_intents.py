@@ -15,8 +15,8 @@ from assistant.config import DEMO_BOT_DIR, RouterSettings
 from assistant.contracts import IntentScore, ParseResult, Reason, Route
 from assistant.turn.router import Router
 from plugins.nlu.rasa.client import parse_result
+from tests.unit.apps import settings_for, start
 from tests.unit.fakes import FakeNLU
-from tests.unit.test_app import settings_for, start
 
 RASA_PARSE = {  # the shape of Rasa 3.6's /model/parse with a ResponseSelector trained on every retrieval intent
     "text": "will it rain tomorrow",

@@ -14,7 +14,7 @@ import yaml
 
 from assistant.config import DEMO_BOT_DIR
 from assistant.store import outbox
-from tests.unit.test_app import App, settings_for, start
+from tests.unit.apps import App, settings_for, start
 
 DOMAIN = {
     "version": "3.1",
@@ -103,7 +103,7 @@ async def test_out_of_band_deliveries_keep_the_response(store_url: str) -> None:
 async def test_slack_and_telegram_button_clicks_are_the_users_messages(app: App) -> None:
     from urllib.parse import urlencode
 
-    from tests.unit.test_app import TELEGRAM_SECRET, slack_headers, wait_for_reply
+    from tests.unit.apps import TELEGRAM_SECRET, slack_headers, wait_for_reply
 
     click = {
         "type": "block_actions", "trigger_id": "t1", "user": {"id": "U7"}, "channel": {"id": "C7"},

@@ -15,7 +15,7 @@ import socketio
 import uvicorn
 
 from assistant.infra.services import free_port
-from tests.unit.test_app import App, settings_for, start
+from tests.unit.apps import App, settings_for, start
 
 SECRET = "a-socketio-jwt-signing-key-for-tests"
 

@@ -12,8 +12,8 @@ from rich.table import Table
 from assistant.config import Settings
 from assistant.contracts import EMBEDDERS, Embedder
 from assistant.infra import entry_points
-from assistant.knowledge.base import Change, KnowledgeBase
 from assistant.knowledge.documents import find_files
+from assistant.knowledge.indexing import Change, KnowledgeBase
 from assistant.knowledge.retrieval import HybridRetriever
 from assistant.store import Store, kb
 from wiring.cli.context import Context, command, transaction

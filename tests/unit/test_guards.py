@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_app import settings_for, start
+from tests.unit.apps import settings_for, start
 
 
 async def test_a_looping_reply_is_cut_and_the_turn_records_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

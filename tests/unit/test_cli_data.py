@@ -1,17 +1,14 @@
-"""`assistant review --llm` and `models activate` on a real SQLite store: a reviewer edits one visitor's
-suggestion and rejects another's; a version that failed its gate is refused without --force."""
+"""`assistant review --llm` (wiring/cli/data.py) on a real SQLite store: a reviewer edits one visitor's suggestion
+and rejects another's."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
-from assistant.contracts import FeedbackSource, ModelKind, Reason, Route
-from assistant.store import ReplyRecord, Store, Understanding, feedback, registry
-from assistant.store.migrations.migrate import upgrade
+from assistant.contracts import FeedbackSource, Reason, Route
+from assistant.store import ReplyRecord, Store, Understanding, feedback
 from wiring.cli import app
 
 
@@ -19,16 +16,6 @@ async def llm_turn(store: Store, sender: str, text: str, reply: str) -> int:
     turn = await store.begin_turn("web", sender, text, None)
     understood = Understanding(Route.LLM, Reason.LLM_INTENT)
     return await store.finish_turn(turn, understood, ReplyRecord(reply, Route.LLM, Reason.LLM_INTENT), None)
-
-
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'assistant.db'}"
-    monkeypatch.setenv("ASSISTANT_DATABASE_URL", url)
-    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ASSISTANT_CONFIG", str(tmp_path / "none.yml"))
-    upgrade(url)
-    return url
 
 
 async def seed(db: str) -> tuple[int, int]:
@@ -70,24 +57,3 @@ def test_review_llm_edits_and_rejects(db: str) -> None:
     }
     again = CliRunner().invoke(app, ["review", "--llm"])
     assert "nothing to review" in again.output
-
-
-async def rejected_version(db: str) -> None:
-    store = Store(db)
-    try:
-        gate = {"passed": False, "reason": "failed the gate: smalltalk: looping", "failed": ["smalltalk: looping"]}
-        await store.transaction(
-            lambda c: registry.register(
-                c, ModelKind.LLM, status=registry.REJECTED, metrics={"gate": gate}, error=gate["reason"]
-            )
-        )
-    finally:
-        await store.aclose()
-
-
-def test_activate_refuses_a_version_that_failed_its_gate(db: str) -> None:
-    asyncio.run(rejected_version(db))
-    result = CliRunner().invoke(app, ["models", "activate", "llm-0001"])
-    assert result.exit_code == 1
-    said = " ".join(result.output.split())
-    assert "llm-0001 failed its evaluation: failed the gate: smalltalk: looping. Use --force" in said

@@ -14,8 +14,8 @@ from assistant.contracts import CHANNELS, IncomingMessage, ServingState
 from assistant.infra import entry_points
 from assistant.turn.pipeline import TurnPipeline
 from compat.old_plugins import get_pipeline
+from tests.unit.apps import start
 from tests.unit.fakes import FakeNLU
-from tests.unit.test_app import start
 
 
 class OldChannel:

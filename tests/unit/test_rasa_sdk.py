@@ -15,7 +15,7 @@ from assistant.config import DEMO_BOT_DIR, Settings
 from assistant.contracts import ActionContext, Role
 from assistant.domain import Domain
 from plugins.actions.rasa_sdk import RemoteAction, events_of, remote_actions
-from tests.unit.test_app import App, settings_for, start
+from tests.unit.apps import App, settings_for, start
 
 CONTEXT = ActionContext("ana", "how many points", "loyalty_points", [], {"name": "Ana"}, "rest", 0.9)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from assistant.store import Store
-from tests.unit.test_app import ADMIN, WIDGET_SENDER, settings_for, start
+from tests.unit.apps import ADMIN, WIDGET_SENDER, settings_for, start
 from training.export import export_sft
 
 
