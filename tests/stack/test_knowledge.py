@@ -54,7 +54,7 @@ def test_an_answerable_question_cites_its_document(stack: Stack) -> None:
     assert "5 years" in bot["text"] or "five years" in bot["text"], bot["text"]  # the document's own words
     assert text["text"] == bot["text"] and re.search(r"\[\d\]", bot["text"]), bot["text"]
     citations = custom["custom"]["citations"]
-    assert citations and all(c["source"].endswith("/nlu/kb/warranty.md") for c in citations)
+    assert citations and all(c["source"].endswith("/bots/demo/kb/warranty.md") for c in citations)
     found = retrieval(bot)
     assert found["kb_version"].startswith("kb-") and found["passages"][0]["source"].endswith("warranty.md")
     assert {c["chunk_id"] for c in citations} <= {p["chunk_id"] for p in found["passages"]}

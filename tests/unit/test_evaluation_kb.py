@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from assistant.config import KBSettings
@@ -16,11 +14,10 @@ from evaluation.kb import (
     calibrate,
     citation_validity,
     judge_raw,
-    load_qa,
     matches,
     retrieval_figures,
 )
-from evaluation.sets import BadEvalSet, Case
+from evaluation.sets import Case
 
 
 def result(answerable: bool, gold_rank: int | None, reason: str = "grounded", **extra: object) -> GroundedResult:
@@ -77,27 +74,6 @@ def test_gold_documents_match_by_file_name_or_stem() -> None:
     assert matches("/data/kb/012c571ee495.md", ("012c571ee495",))
     assert matches("/data/kb/shipping.md", ("shipping.md",))
     assert not matches("/data/kb/shipping-old.md", ("shipping",))
-
-
-def test_questions_load_from_clapnq_jsonl(tmp_path: Path) -> None:
-    path = tmp_path / "qa.jsonl"
-    path.write_text(
-        '{"id": "a", "question": "why is the sky blue", "answerable": true, "gold_passages": ["p1"],'
-        ' "answers": ["Rayleigh scattering.", "Because of scattering."]}\n'
-        '\n{"id": "b", "question": "who won in 1830", "answerable": false, "gold_passages": [], "answers": []}\n'
-    )
-    qa = load_qa(path)
-    a, b = qa.cases
-    assert (qa.kind, a.gold, a.answerable, a.reference) == (
-        "grounded",
-        ("p1",),
-        True,
-        "Rayleigh scattering.\nBecause of scattering.",
-    )
-    assert (b.answerable, b.reference) == (False, None)
-    path.write_text("not json\n")
-    with pytest.raises(BadEvalSet, match=r"qa\.jsonl, line 1"):
-        load_qa(path)
 
 
 def raw(case_id: str, answerable: bool, dense: float, sentences: tuple[float, ...], text: str = "") -> RawAnswer:

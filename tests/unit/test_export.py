@@ -12,8 +12,7 @@ import yaml
 from assistant.config import Settings
 from assistant.contracts import ChatMessage, Reason, Route
 from assistant.store import ReplyRecord, Store, Understanding, feedback
-from evaluation.nlu_data import read_rasa_nlu
-from training.export import export_nlu, export_sft, write_rasa_nlu
+from training.export import export_nlu, export_sft
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set
 
@@ -165,28 +164,3 @@ async def test_a_grounded_answer_is_learnt_with_its_passages(settings: Settings,
     (row,) = [json.loads(line) for p in (exported.train, exported.validation) for line in p.read_text().splitlines()]
     assert row["messages"][:2] == [{"role": m.role, "content": m.content} for m in prompt]
     assert row["messages"][-1] == {"role": "assistant", "content": better}
-
-
-def test_rasa_yaml_keeps_intents_named_like_yaml_booleans(tmp_path: Path) -> None:
-    """CLINC150 has intents `yes` and `no`: YAML 1.1 would read them as booleans, Rasa (YAML 1.2) does not."""
-    source = tmp_path / "in.yml"
-    source.write_text(
-        'version: "3.1"\nnlu:\n- intent: yes\n  examples: |\n    - yep\n- intent: no\n  examples: |\n    - nope\n'
-    )
-    examples, _ = read_rasa_nlu([source])
-    assert [(e.text, e.intent) for e in examples] == [("yep", "yes"), ("nope", "no")]
-    write_rasa_nlu(tmp_path / "out.yml", examples)
-    again, _ = read_rasa_nlu([tmp_path / "out.yml"])
-    assert {e.intent for e in again} == {"yes", "no"}
-
-
-def test_the_default_scrubber_masks_cards_ibans_emails_and_phones() -> None:
-    from training.scrub import default
-
-    text = (
-        "card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00 or GB82WEST12345698765432, "
-        "mail ana@example.com, call +49 170 1234567; order 4711, not an IBAN: DE00 X234 5678 9012 3456 78"
-    )
-    assert default(text) == (
-        "card <CARD>, iban <IBAN> or <IBAN>, mail <EMAIL>, call <PHONE>; order 4711, not an IBAN: DE00 X234 <PHONE>"
-    )

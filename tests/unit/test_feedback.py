@@ -1,5 +1,6 @@
-"""Feedback is trusted only from reviewers and trusted channels: channel users' feedback is a signal, capped
-per sender, and training data only once a reviewer approves it (in-process app with fakes, real store)."""
+"""Feedback (assistant/store/feedback.py): only on a bot reply; trusted only from reviewers and trusted channels.
+Channel users' feedback is a signal, capped per sender, and training data only once a reviewer approves it
+(in-process app with fakes, real store)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from assistant.store import Store
+from assistant.store import Store, feedback
+from assistant.store.tables import utcnow
+from tests.unit.answers import answer
 from tests.unit.apps import ADMIN, WIDGET_SENDER, settings_for, start
 from training.export import export_sft
 
@@ -105,3 +108,32 @@ async def test_feedback_is_capped_per_sender_and_trusted_channels_skip_review(
         assert (await suggest(app, WIDGET_SENDER, reply, "Fine, thanks!")).status_code == 201
         (row,) = app.rows("SELECT source, review FROM feedback")
         assert (row["source"], row["review"]) == ("trusted", "accepted")
+
+
+@pytest.mark.database
+async def test_feedback_and_labels_check_the_message(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        turn = await store.begin_turn("rest", "fb", "where are my wallet stars", None)
+        bot_id = await answer(store, turn, "No idea!", "llm")
+        since = utcnow()
+        with pytest.raises(feedback.WrongMessageKind, match="user message"):
+            await store.transaction(lambda c: feedback.add_feedback(c, turn.message_id, "up", None))
+        with pytest.raises(feedback.WrongMessageKind, match="bot reply"):
+            await store.transaction(lambda c: feedback.set_label(c, bot_id, "loyalty_points", []))
+        with pytest.raises(feedback.MessageNotFound):
+            await store.transaction(lambda c: feedback.add_feedback(c, 999_999, "up", None))
+        await store.transaction(lambda c: feedback.add_feedback(c, bot_id, "down", "Let me check your stars."))
+        first = await store.transaction(lambda c: feedback.set_label(c, turn.message_id, "order_status", []))
+        again = await store.transaction(lambda c: feedback.set_label(c, turn.message_id, "loyalty_points", []))
+        assert first == again  # labelling again replaces the label
+        assert await store.transaction(lambda c: feedback.count_new(c, since)) == 2
+        assert await store.transaction(lambda c: feedback.count_new(c, utcnow())) == 0
+        with pytest.raises(ValueError, match="not an intent name"):
+            feedback.check_intent_name("two words")
+        feedback.check_intent_name("faq/ask_gift_cards")  # a retrieval intent's response key
+        for bad in ("faq/ask/twice", "/ask", "faq/", "x" * 129):
+            with pytest.raises(ValueError, match="not an intent name"):
+                feedback.check_intent_name(bad)
+    finally:
+        await store.aclose()

@@ -1,19 +1,11 @@
-"""The LLM's promotion gate, the evaluation sets' format, and the prompt's history trimmed by tokens."""
+"""The LLM's promotion gate (training/llm_gate.py): what passes, what fails and why, on hand-made figures."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from assistant.config import LLMGateSettings, Settings
-from assistant.contracts import ChatMessage
-from assistant.domain import Domain
-from assistant.replies.writer import ReplyWriter
+from assistant.config import LLMGateSettings
 from evaluation.llm import LLMEvaluation, SetFigures
-from evaluation.sets import BadEvalSet, load_sets
-from tests.unit.fakes import FakeLLM
 from training.llm_gate import decide
 
 CHECKS = {"not_human": 1.0, "safe": 1.0}
@@ -100,49 +92,3 @@ def test_a_limit_met_exactly_passes_on_figures_kept_to_four_decimals() -> None:
 
     assert decide(six("llm-0001", 0.5), six("base", 0.3333), LLMGateSettings()).passed
     assert not decide(six("llm-0001", 0.6667), six("base", 0.3333), LLMGateSettings()).passed  # two cases more
-
-
-def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
-    sets = load_sets([Settings().bot_dir / "evals"])
-    assert {s.name for s in sets} == {"smalltalk", "behaviour", "kb"}  # the tuning part is not reported
-    (grounded,) = [s for s in sets if s.kind == "grounded"]
-    assert sum(not c.answerable for c in grounded.cases) == 8 and all(c.gold for c in grounded.cases if c.answerable)
-    (tune,) = load_sets([Settings().bot_dir / "evals"], "tune")
-    assert tune.name == "smalltalk-tune" and len(tune.cases) > 50
-    (talk,) = [s for s in sets if s.name == "smalltalk"]
-    assert not {c.message for c in tune.cases} & {c.message for c in talk.cases}  # split by scenario
-    assert len(tune.limited(10).cases) == 10 and tune.limited(10).cases == tune.limited(10).cases
-    bad = tmp_path / "bad.yml"
-    bad.write_text("name: x\nkind: reference\ncases:\n  - {message: hi}\n")
-    with pytest.raises(BadEvalSet, match="need a `reference`"):
-        load_sets([bad])
-    bad.write_text("name: x\nkind: behaviour\ncases:\n  - {message: hi, checks: [be_nice]}\n")
-    with pytest.raises(BadEvalSet, match="unknown checks be_nice"):
-        load_sets([bad])
-    bad.write_text("name: x\nkind: grounded\ncases:\n  - {message: do you ship to Norway}\n")
-    with pytest.raises(BadEvalSet, match="answerable questions of a `grounded` set need a `reference`"):
-        load_sets([bad])
-    bad.write_text("name: x\nkind: grounded\ncases:\n  - {message: hi, answerable: maybe}\n")
-    with pytest.raises(BadEvalSet, match="`answerable` is true or false"):
-        load_sets([bad])
-    with pytest.raises(BadEvalSet, match="neither"):
-        load_sets([tmp_path / "missing"])
-
-
-class CountingLLM(FakeLLM):
-    """Counts a prompt's tokens as its characters (as a served tokenizer would, in its own units)."""
-
-    async def count_tokens(self, messages: list[ChatMessage], model: str) -> int | None:
-        return sum(len(m.content) for m in messages)
-
-
-async def test_history_is_trimmed_to_the_context_oldest_first(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
-    domain = Domain.load(settings.bot_dir)
-    settings.llm.context_tokens = settings.llm.max_tokens + len(domain.persona) + len("hello") + 450
-    writer = ReplyWriter(settings, CountingLLM(settings, None), domain)  # type: ignore[arg-type]
-    history = [("user" if i % 2 == 0 else "bot", f"{i:02d}" + "x" * 98) for i in range(10)]  # 100 chars each
-    prompt = await writer.prompt(history, "hello", "base")
-    assert prompt.history_kept == 4 and prompt.history_dropped == 6  # two exchanges fit in 450
-    assert prompt.messages[1].content.startswith(f"{10 - prompt.history_kept:02d}")  # the newest were kept
-    assert prompt.messages[-1] == ChatMessage("user", "hello") and prompt.tokens is not None

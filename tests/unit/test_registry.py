@@ -1,17 +1,10 @@
-"""The model registry, the database lock and feedback/labels, on SQLite (and Postgres when configured)."""
+"""The model registry (assistant/store/registry.py) on SQLite (and PostgreSQL when configured)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import update
 
-from assistant.store import Store, feedback, locks, registry
-from assistant.store.tables import Lock, utcnow
-from tests.unit.answers import answer
+from assistant.store import Store, registry
 
 pytestmark = pytest.mark.database  # on SQLite, and on PostgreSQL when ASSISTANT_TEST_POSTGRES_URL is set
 
@@ -42,58 +35,5 @@ async def test_versions_activate_and_roll_back_along_parents(store_url: str) -> 
         assert (await store.transaction(lambda c: registry.get(c, "llm-0001"))).status == "failed"
         with pytest.raises(registry.UnknownVersion, match="nlu-0009"):
             await store.transaction(lambda c: registry.get(c, "nlu-0009"))
-    finally:
-        await store.aclose()
-
-
-async def test_lock_refuses_a_second_holder_and_is_taken_over_when_its_holder_is_gone(store_url: str) -> None:
-    store = Store(store_url)
-    try:
-        me = locks.new_holder()
-        assert await store.transaction(lambda c: locks.try_acquire(c, "retrain", me)) is None
-        other = locks.new_holder()
-        assert await store.transaction(lambda c: locks.try_acquire(c, "retrain", other)) == me  # alive: refused
-
-        # the holder stopped beating (another host, say): taken over after stale_after_s
-        await store.transaction(
-            lambda c: c.execute(update(Lock.__table__).values(heartbeat_at=utcnow() - timedelta(seconds=300)))
-        )
-        assert await store.transaction(lambda c: locks.try_acquire(c, "retrain", other, 120)) is None
-        assert not await store.transaction(lambda c: locks.heartbeat(c, "retrain", me))  # me lost it
-        await store.transaction(lambda c: locks.release(c, "retrain", other))
-
-        # a holder process on this host that no longer exists: taken over at once
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)  # noqa: ASYNC221
-        ghost = f"{me.split(':')[0]}:{dead.stdout.strip()}:0000"
-        assert await store.transaction(lambda c: locks.try_acquire(c, "retrain", ghost)) is None
-        assert await store.transaction(lambda c: locks.try_acquire(c, "retrain", other)) is None
-    finally:
-        await store.aclose()
-
-
-async def test_feedback_and_labels_check_the_message(store_url: str) -> None:
-    store = Store(store_url)
-    try:
-        turn = await store.begin_turn("rest", "fb", "where are my wallet stars", None)
-        bot_id = await answer(store, turn, "No idea!", "llm")
-        since = utcnow()
-        with pytest.raises(feedback.WrongMessageKind, match="user message"):
-            await store.transaction(lambda c: feedback.add_feedback(c, turn.message_id, "up", None))
-        with pytest.raises(feedback.WrongMessageKind, match="bot reply"):
-            await store.transaction(lambda c: feedback.set_label(c, bot_id, "loyalty_points", []))
-        with pytest.raises(feedback.MessageNotFound):
-            await store.transaction(lambda c: feedback.add_feedback(c, 999_999, "up", None))
-        await store.transaction(lambda c: feedback.add_feedback(c, bot_id, "down", "Let me check your stars."))
-        first = await store.transaction(lambda c: feedback.set_label(c, turn.message_id, "order_status", []))
-        again = await store.transaction(lambda c: feedback.set_label(c, turn.message_id, "loyalty_points", []))
-        assert first == again  # labelling again replaces the label
-        assert await store.transaction(lambda c: feedback.count_new(c, since)) == 2
-        assert await store.transaction(lambda c: feedback.count_new(c, utcnow())) == 0
-        with pytest.raises(ValueError, match="not an intent name"):
-            feedback.check_intent_name("two words")
-        feedback.check_intent_name("faq/ask_gift_cards")  # a retrieval intent's response key
-        for bad in ("faq/ask/twice", "/ask", "faq/", "x" * 129):
-            with pytest.raises(ValueError, match="not an intent name"):
-                feedback.check_intent_name(bad)
     finally:
         await store.aclose()
