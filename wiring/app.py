@@ -46,8 +46,7 @@ from assistant.contracts import (
 from assistant.domain import Domain
 from assistant.infra import entry_points
 from assistant.knowledge.retrieval import HybridRetriever
-from assistant.store import Store
-from assistant.store import kb as knowledge
+from assistant.store import Store, kb
 from assistant.turn.inputs import MAX_ROW_ID
 from assistant.turn.pipeline import TurnPipeline
 from assistant.workers.delivery import DeliveryWorker
@@ -260,7 +259,7 @@ def create_app(
     async def passage(chunk_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], request: Request) -> Response:
         """A passage a reply cited (the widget links its sources here): its title, document name and text."""
         store: Store = request.app.state.store
-        found = await store.transaction(lambda conn: knowledge.passages(conn, [chunk_id]))
+        found = await store.transaction(lambda conn: kb.passages(conn, [chunk_id]))
         if chunk_id not in found:
             return error_body(404, f"no passage {chunk_id} in the knowledge base")
         p = found[chunk_id]
