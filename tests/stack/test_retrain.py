@@ -67,7 +67,7 @@ def registry(stack: Stack) -> dict[str, str]:
 
 
 def cli(
-    stack: Stack, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+    stack: Stack, *args: str, timeout: float = 1800, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wiring", *args], env={**stack.env, **(env or {})}, capture_output=True, text=True,
