@@ -30,9 +30,8 @@ import yaml
 from tests.conftest import RASA_AUTH, REPO, VLLM_AUTH, Stack
 from tests.database import STACK_DATABASE
 
-# The promotion, registry, rollback and lock tests run in the Postgres pass too, with an NLU-only retrain (the
-# LLM's versions go through the same registry, whose queries the unit tier runs on Postgres); the attack, the
-# gate's verdicts and the adapters are the same on either database and run once, on SQLite.
+# The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
+# registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
 on_both_databases = pytest.mark.database
 NLU_ONLY = STACK_DATABASE == "postgres"
 
@@ -182,12 +181,10 @@ def retrained(stack: Stack, seeded: dict[str, Any]) -> dict[str, Any]:
     return {"result": result, "traffic": traffic.results, **seeded}
 
 
-@on_both_databases
 def test_the_demo_model_gets_the_labelled_messages_wrong(seeded: dict[str, Any]) -> None:
     assert len(seeded["wrong_before"]) >= 5, seeded["wrong_before"]
 
 
-@on_both_databases
 def test_new_nlu_model_is_live_in_rasa_and_learned_the_labels(stack: Stack, retrained: dict[str, Any]) -> None:
     assert "NLU: promoted nlu-0002" in retrained["result"].stdout
     assert rasa_model(stack) == "nlu-0002.tar.gz" != retrained["model_before"]
@@ -241,7 +238,6 @@ def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str,
     assert "## smalltalk (reference, 12 cases)" in evaluation and "## Sample replies" in evaluation
 
 
-@on_both_databases
 def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[str, Any]) -> None:
     traffic = retrained["traffic"]
     assert len(traffic) > 50
@@ -284,7 +280,6 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
     assert (bot["answered_by"], bot["error"]) == ("llm-0001", None)
 
 
-@on_both_databases
 def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:
     if not NLU_ONLY:
         llm = cli(stack, "models", "rollback", "llm", timeout=120)
@@ -336,7 +331,6 @@ def test_a_swap_killed_midway_heals_every_app_parses_on_the_main_server(
     assert (user["route"], user["reason"]) == ("intent", "confident"), user
 
 
-@on_both_databases
 def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrained: dict[str, Any]) -> None:
     active_before, model_before = registry(stack), rasa_model(stack)
     process = subprocess.Popen(
