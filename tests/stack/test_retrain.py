@@ -28,12 +28,10 @@ import pytest
 import yaml
 
 from tests.conftest import RASA_AUTH, REPO, VLLM_AUTH, Stack
-from tests.database import STACK_DATABASE
 
 # The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
 # registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
 on_both_databases = pytest.mark.database
-NLU_ONLY = STACK_DATABASE == "postgres"
 
 TUNING_PART = REPO / "bots" / "demo" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
@@ -124,7 +122,7 @@ def seeded(stack: Stack) -> dict[str, Any]:
         response = stack.admin(f"/messages/{message['user_message_id']}/label", {"intent": WALLET})
         assert response.status_code == 201, response.text
     corrected = []
-    for question, answer in [] if NLU_ONLY else persona_pairs()[::2]:
+    for question, answer in persona_pairs()[::2]:
         message = stack.stream(f"persona-{uuid.uuid4().hex[:6]}", question)
         if message["route"] != "llm":
             continue
@@ -133,7 +131,7 @@ def seeded(stack: Stack) -> dict[str, Any]:
         corrected.append((question, answer))
         if len(corrected) == CORRECTIONS:
             break
-    assert NLU_ONLY or len(corrected) == CORRECTIONS, "not enough LLM-routed persona questions"
+    assert len(corrected) == CORRECTIONS, "not enough LLM-routed persona questions"
     return {"wrong_before": wrong_before, "model_before": rasa_model(stack)}
 
 
@@ -176,7 +174,7 @@ class Traffic:
 @pytest.fixture(scope="module")
 def retrained(stack: Stack, seeded: dict[str, Any]) -> dict[str, Any]:
     with Traffic(stack) as traffic:
-        result = cli(stack, "retrain", "--nlu-only") if NLU_ONLY else cli(stack, "retrain", "--llm-epochs", "3")
+        result = cli(stack, "retrain", "--llm-epochs", "3")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"result": result, "traffic": traffic.results, **seeded}
 
@@ -281,19 +279,18 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
 
 
 def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str, Any]) -> None:
-    if not NLU_ONLY:
-        llm = cli(stack, "models", "rollback", "llm", timeout=120)
-        assert llm.returncode == 0, llm.stderr
-        assert stack.status()["llm"]["active_model"] == "base"
-        sender = f"rolled-{uuid.uuid4().hex[:6]}"
-        stack.reply(sender, "tell me a joke")
-        assert stack.turn(sender)[1]["answered_by"] == "base"
+    llm = cli(stack, "models", "rollback", "llm", timeout=120)
+    assert llm.returncode == 0, llm.stderr
+    assert stack.status()["llm"]["active_model"] == "base"
+    sender = f"rolled-{uuid.uuid4().hex[:6]}"
+    stack.reply(sender, "tell me a joke")
+    assert stack.turn(sender)[1]["answered_by"] == "base"
 
     nlu = cli(stack, "models", "rollback", "nlu", timeout=600)
     assert nlu.returncode == 0, nlu.stderr
     assert rasa_model(stack) == retrained["model_before"]
     assert registry(stack)["nlu-0001"] == "active"
-    assert NLU_ONLY or registry(stack)["llm-0001"] == "retired"
+    assert registry(stack)["llm-0001"] == "retired"
     again = cli(stack, "models", "rollback", "nlu", timeout=120)
     assert again.returncode == 1 and "nothing before it" in again.stderr
 
