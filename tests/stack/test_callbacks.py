@@ -145,9 +145,8 @@ def test_replies_survive_failures_and_a_restart_signed_and_keyed(app: App, recei
     assert len(receiver.requests) > len(ids), "the failed attempts were retried with the same keys"
 
     outbox = "SELECT m.id, m.reply_to_id, m.text, o.status FROM messages m JOIN outbox o ON o.message_id = m.id"
-    deadline = time.monotonic() + 30  # the worker marks a row delivered after the receiver's answer reaches it
-    while any(r["status"] != "delivered" for r in app.rows(outbox)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # the worker marks a row delivered after the receiver's answer reaches it
+    receiver.wait_for(lambda: all(r["status"] == "delivered" for r in app.rows(outbox)), 30, "rows delivered")
     replies = app.rows(outbox)
     assert {r["reply_to_id"] for r in replies} == ids and all(r["status"] == "delivered" for r in replies)
     delivered = {r.json()["in_reply_to"]: r.json()["text"] for r in receiver.accepted()}

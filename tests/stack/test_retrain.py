@@ -31,8 +31,6 @@ from tests.conftest import RASA_AUTH, REPO, VLLM_AUTH, Stack
 
 # The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
 # registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
-on_both_databases = pytest.mark.database
-
 TUNING_PART = REPO / "bots" / "demo" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
 CHITCHAT = ("tell me a joke", "do you like music", "I'm bored", "what's your favorite color")  # LLM-routed
@@ -357,7 +355,7 @@ def test_a_killed_retrain_leaves_the_active_models_serving(stack: Stack, retrain
     assert "would train" in dry.stdout
 
 
-@on_both_databases
+@pytest.mark.database  # the lock on PostgreSQL too
 def test_a_second_retrain_refuses_while_one_runs(stack: Stack) -> None:
     holder = f"{socket.gethostname()}:{os.getpid()}:pytest"  # a live process on this host holds it
     far: Any = "2099-01-01 00:00:00" if stack.db.is_sqlite else datetime(2099, 1, 1, tzinfo=UTC)
