@@ -242,8 +242,10 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for the widget tests."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # `expect` waits 5 s by default, not the page's timeout: an LLM reply on two busy cores can take longer
+    expect.set_options(timeout=60_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True
