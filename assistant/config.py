@@ -162,7 +162,21 @@ class KBSettings(BaseModel):
     )
     min_score: float = Field(0.4, description="floor on the answerability score; below it the answer abstains")
     context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
-    smalltalk_intents: list[str] = Field(["chitchat"], description="LLM-routed intents that never retrieve")
+    smalltalk_intents: list[str] = Field(
+        ["chitchat", "greet", "goodbye", "thank_you", "bot_challenge", "affirm", "deny", "help"],
+        description="the bot's conversational intents: LLM-routed ones never retrieve, and their share of the "
+        "NLU's ranking tells small talk from an open question",
+    )
+    # Chosen by scripts/tune_annotation_threshold.py on the tuning part (51 annotated questions, 39 paraphrases,
+    # 20 requests to decline, 2026-12-03): 0.60 is the lowest with precision >= 0.95 (1.000; recall 0.36).
+    annotation_threshold: float = Field(
+        0.6, description="a message this close (cosine) to an annotated question gets its answer before the LLM"
+    )
+    smalltalk_share: float = Field(
+        0.3,
+        description="an unsure or out-of-scope message whose ranking gives the small-talk intents at least this "
+        "share is small talk (the LLM answers), not an open question for the documents (tuned: docs/llm-replies.md)",
+    )
     # Grounded answers
     answer: Literal["extract", "generate", "hybrid"] = Field(
         "extract",

@@ -97,6 +97,8 @@ class Reason(enum.StrEnum):
     NO_EVIDENCE = "no_evidence"  # an open question the knowledge base has nothing on: the abstain reply
     UNSUPPORTED = "unsupported"  # the LLM's answer was not supported by the passages: the abstain reply
     LOW_SELECTION = "low_selection"  # a retrieval intent whose selected response is not confident enough
+    ANNOTATED = "annotated"  # close to a question a reviewer wrote the answer to: that answer, no LLM
+    SMALL_TALK = "small_talk"  # unsure or out of scope, but it reads as small talk: the LLM, not the documents
 
 
 class FeedbackSource(enum.StrEnum):
@@ -467,6 +469,10 @@ class DuplicateMessage(AssistantError):
 
 class MessageNotFound(AssistantError, LookupError):
     """No message has this id (or it belongs to another conversation)."""
+
+
+class AnnotationNotFound(MessageNotFound):
+    """No annotation has this id (HTTP 404, as a message that is not there)."""
 
 
 class FeedbackLimit(AssistantError):

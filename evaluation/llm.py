@@ -151,7 +151,9 @@ async def evaluate_model(
 async def evaluate_models(
     settings: Settings, llm: LLMBackend, models: list[str], sets: list[EvalSet], bar: RichProgress | None = None
 ) -> list[LLMEvaluation]:
-    """Each model in turn on the same cases and seeds, with a progress bar each (``bar`` has a ``note`` field)."""
+    """Each model in turn on the same cases and seeds, with a progress bar each (``bar`` has a ``note`` field).
+    Sets of requests to decline are left out: declining is the route's job (``evaluation.replies``)."""
+    sets = [s for s in sets if s.kind != "declined"]
     evaluations = []
     for model in models:
         update: Progress | None = None

@@ -80,7 +80,7 @@ def metrics_png(rows: list[tuple[str, float | None, float | None]], path: Path, 
     return path
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -88,7 +88,7 @@ def _fmt(value: Any) -> str:
 
 def table(rows: list[tuple[str, Any, Any]], headers: tuple[str, str, str] = ("metric", "active", "candidate")) -> str:
     lines = [f"| {' | '.join(headers)} |", "|---|---|---|"]
-    lines += [f"| {name} | {_fmt(before)} | {_fmt(after)} |" for name, before, after in rows]
+    lines += [f"| {name} | {fmt(before)} | {fmt(after)} |" for name, before, after in rows]
     return "\n".join(lines)
 
 

@@ -7,7 +7,8 @@ chosen on, never reported as a result), and ``cases``: ``id``, ``message``, opti
 ``reference``) and ``checks`` (behaviour checks beyond those every reply gets). Sets of kind ``grounded`` are
 questions for the knowledge base: ``answerable`` (default true; false: the documents do not say, the reply
 must abstain), ``reference`` (answerable ones) and ``gold`` (the documents that hold the answer, by file name
-or stem); their figures are in ``evaluation.kb``.
+or stem); their figures are in ``evaluation.kb``. Sets of kind ``declined`` are requests outside what the bot
+does, which it must decline (``evaluation.replies``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import yaml
 from assistant.contracts import AssistantError
 from assistant.replies.checks import CHECKS
 
-KINDS = ("reference", "behaviour", "grounded")
+KINDS = ("reference", "behaviour", "grounded", "declined")
 PARTS = ("eval", "tune")
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from assistant.store import Store, feedback, registry
+from assistant.store import Store, annotations, feedback, registry
 from assistant.turn import inputs
 from assistant.turn.inputs import FeedbackIn
 from assistant.workers import erasure
@@ -98,6 +98,20 @@ class LabelIn(BaseModel):
         return value
 
 
+class AnnotationIn(BaseModel):
+    """A written answer, given before the LLM to messages close to ``question``."""
+
+    question: Annotated[str, Field(min_length=1, max_length=annotations.MAX_CHARS, json_schema_extra=NOT_BLANK)]
+    answer: Annotated[str, Field(min_length=1, max_length=annotations.MAX_CHARS, json_schema_extra=NOT_BLANK)]
+
+    @field_validator("question", "answer")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if inputs.blank(value):
+            raise ValueError("must not be blank")
+        return value
+
+
 def _locate(text: str, entity: EntityIn) -> dict[str, Any]:
     """Entities carry character offsets in training data: find them when the label gives only the value."""
     if entity.start is not None and entity.end is not None:
@@ -147,6 +161,21 @@ def router() -> APIRouter:
         items = await store.transaction(lambda conn: feedback.pending_reviews(conn, max(1, min(limit, 200))))
         return [asdict(item) for item in items]
 
+    @api.get("/annotations")
+    async def list_annotations(store: StoreDep) -> list[dict[str, Any]]:
+        """Every annotation with its hits (how many turns it answered)."""
+        return [asdict(row) for row in await store.transaction(annotations.listed)]
+
+    @api.post("/annotations", status_code=201)
+    async def add_annotation(body: AnnotationIn, store: StoreDep) -> dict[str, Any]:
+        """Write an annotation: messages close to `question` get `answer`, before the documents and the LLM."""
+        number = await store.transaction(lambda conn: annotations.add(conn, body.question, body.answer, "import"))
+        return {"id": number, "question": body.question, "answer": body.answer}
+
+    @api.delete("/annotations/{annotation_id}", status_code=204, responses={404: {"description": "no such annotation"}})
+    async def remove_annotation(annotation_id: MessageId, store: StoreDep) -> None:
+        await store.transaction(lambda conn: annotations.remove(conn, annotation_id))
+
     @api.post("/messages/{message_id}/label", status_code=201, responses=missing)
     async def label(message_id: MessageId, body: LabelIn, store: StoreDep) -> dict[str, Any]:
         """Give a user message its intent (and entities); `assistant retrain` trains the NLU model on them."""
@@ -170,7 +199,8 @@ def router() -> APIRouter:
         sender_id: str, request: Request, store: StoreDep, channel: str | None = None
     ) -> dict[str, Any]:
         """Erase one person: their conversations (on ``channel``, or every channel) and everything derived —
-        messages, feedback, labels, outbox rows, prompts, and the training exports and reports quoting them."""
+        messages, feedback, labels, outbox rows, prompts, annotations made from its reviewed replies, and the
+        training exports and reports quoting them."""
         done = await erasure.forget(store, request.app.state.settings, sender_id, channel)
         if not done.erased.conversations:
             where = f" on {channel}" if channel else ""

@@ -23,6 +23,7 @@ from assistant.contracts import (
     Route,
     WrongMessageKind,
 )
+from assistant.store import annotations
 from assistant.store.tables import Conversation, Feedback, Label, Message, utcnow
 
 messages, feedback, labels = Message.__table__, Feedback.__table__, Label.__table__
@@ -73,7 +74,10 @@ def add_feedback(
             message_id=message_id, channel=channel, sender_id=sender_id, created_at=utcnow(), **values
         )
     )
-    return int(result.inserted_primary_key[0])
+    feedback_id = int(result.inserted_primary_key[0])
+    if correction and review == ReviewStatus.ACCEPTED:  # a reviewer's (or staff's) reply answers at once
+        annotations.from_feedback(conn, message_id, correction, feedback_id)
+    return feedback_id
 
 
 def given_since(conn: Connection, channel: str, sender_id: str, since: datetime) -> tuple[int, int]:
@@ -99,7 +103,22 @@ def review(conn: Connection, message_id: int, decision: str, correction: str | N
     if decision == "edit":
         values["reviewed_correction"] = correction
     conn.execute(update(feedback).where(feedback.c.id.in_(ids)).values(**values))
+    if status == ReviewStatus.APPROVED:
+        _annotate(conn, message_id, ids, correction if decision == "edit" else None)
     return len(ids)
+
+
+def _annotate(conn: Connection, message_id: int, ids: list[int], edited: str | None) -> None:
+    """An approved reply becomes an annotation: the reviewer's edit, else the one suggested reply approved
+    (several different ones and no edit: none, the reviewer did not say which)."""
+    if edited:
+        annotations.from_feedback(conn, message_id, edited, ids[0])
+        return
+    given = conn.execute(
+        select(feedback.c.id, feedback.c.correction).where(feedback.c.id.in_(ids), feedback.c.correction.is_not(None))
+    ).all()
+    if len({row.correction.strip() for row in given}) == 1:
+        annotations.from_feedback(conn, message_id, given[0].correction, given[0].id)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Erasure and retention in the log: a person's conversations and everything stored from them, or every turn
 older than ``retention_days``. Feedback, labels and outbox rows go with their messages (``ON DELETE
-CASCADE``); prompts are stored on the bot rows of the same conversation, so they go too. The texts removed
-are returned, so that the files made from them (exports, reports) can be scrubbed as well."""
+CASCADE``), and so do the annotations made from their reviewed replies; prompts are stored on the bot rows of
+the same conversation, so they go too. The texts removed are returned, so that the files made from them
+(exports, reports) can be scrubbed as well."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, or_, select
 
-from assistant.store.tables import Conversation, Feedback, Label, Message, Outbox
+from assistant.store.tables import Annotation, Conversation, Feedback, Label, Message, Outbox
 
-conversations, messages = Conversation.__table__, Message.__table__
+conversations, messages, annotations = Conversation.__table__, Message.__table__, Annotation.__table__
 feedback, labels, outbox = Feedback.__table__, Label.__table__, Outbox.__table__
 
 
@@ -25,6 +26,7 @@ class Erased:
     feedback: int = 0
     labels: int = 0
     outbox: int = 0
+    annotations: int = 0  # made from a reviewed reply in these conversations: they quote the user's message
     texts: list[str] = field(default_factory=list)
 
 
@@ -40,6 +42,10 @@ def _erase(conn: Connection, message_ids: list[int]) -> Erased:
         for table, name in ((feedback, "feedback"), (labels, "labels"), (outbox, "outbox")):
             count = conn.scalar(select(func.count()).select_from(table).where(table.c.message_id.in_(ids))) or 0
             setattr(erased, name, getattr(erased, name) + count)
+        given = select(feedback.c.id).where(feedback.c.message_id.in_(ids))
+        erased.annotations += (
+            conn.execute(delete(annotations).where(annotations.c.feedback_id.in_(given))).rowcount or 0
+        )
         for table in (feedback, labels, outbox):  # explicit, not left to ON DELETE CASCADE (SQLite may have it off)
             conn.execute(delete(table).where(table.c.message_id.in_(ids)))
         # replies first: a bot row points at its user row

@@ -137,6 +137,24 @@ class Label(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Annotation(Base):
+    """A written answer to a question, given before the LLM to messages close enough to ``question`` (Dify's
+    annotation replies): from a reply a reviewer approved or wrote (``feedback_id``), or imported. Anonymous
+    suggestions become one only through a reviewer. ``hits``: how many turns it answered."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # "review" | "import"
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="SET NULL"), default=None)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    last_hit_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ModelVersion(Base):
     """The model registry: every NLU model and LoRA adapter ever trained, and which one is served.
 

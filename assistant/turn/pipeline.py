@@ -52,13 +52,14 @@ from assistant.contracts import (
 from assistant.domain import Domain
 from assistant.infra import prometheus
 from assistant.knowledge import grounding
+from assistant.knowledge.annotation_matcher import AnnotationMatcher
 from assistant.knowledge.retrieval import HybridRetriever as Retriever
 from assistant.replies.guards import ReplyGuard
 from assistant.replies.writer import Prompt, Record, ReplyWriter
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
 from assistant.turn.admission import Admission, Capacity
 from assistant.turn.inputs import check_message
-from assistant.turn.router import Decision, Router, payload_parse
+from assistant.turn.router import Decision, Router, payload_parse, smalltalk_share
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,10 @@ class TurnPipeline:
         self.writer = ReplyWriter(settings, llm, domain)
         self.retriever = retriever if settings.kb.enabled else None
         self.smalltalk_intents = frozenset(settings.kb.smalltalk_intents)
+        self.smalltalk_floor = settings.kb.smalltalk_share
+        self.annotations = (
+            AnnotationMatcher(store, retriever.embedder, settings.kb.annotation_threshold) if self.retriever else None
+        )
         self._storing: set[asyncio.Future[BotReply]] = set()  # replies being logged (kept referenced)
         self._answering: dict[int, asyncio.Task[None]] = {}  # background turns by user message id
         self.replies_waiting = replies_waiting or asyncio.Event()  # set when an out-of-band reply is stored
@@ -275,6 +280,7 @@ class TurnPipeline:
                 call.cancel()
             raise
         try:
+            await self._annotated(message, draft)
             if self._open_question(draft):
                 if call:
                     call.cancel()  # it was started with the small-talk prompt
@@ -359,13 +365,32 @@ class TurnPipeline:
         else:
             draft.text, draft.rich, draft.answered_by = rendered.text, rendered.rich, f"utter_{intent}"
 
+    async def _annotated(self, message: IncomingMessage, draft: _Draft) -> None:
+        """A message close to an annotated question gets the reviewer's answer, before the documents and the
+        LLM (``answered_by`` = ``annotation-N``)."""
+        if self.annotations is None or draft.decision.route != Route.LLM or draft.text:
+            return
+        try:
+            found = await self.annotations.match(message.text)
+        except Exception as exc:  # the annotations must not lose the turn: answer without them
+            log.exception("matching annotations failed")
+            draft.error = f"annotations: {exc!r}"
+            return
+        if found is not None:
+            draft.text, draft.reason, draft.answered_by = found.answer, Reason.ANNOTATED, found.name
+
     def _open_question(self, draft: _Draft) -> bool:
-        """An LLM-routed message that is not small talk: the knowledge base is asked first."""
+        """An LLM-routed message that is not small talk: the knowledge base is asked first. Small talk is an
+        LLM-routed small-talk intent, or a message whose ranking gives those intents ``kb.smalltalk_share``."""
         decision = draft.decision
-        return (
-            self.retriever is not None and decision.route == Route.LLM and not draft.text
-            and decision.intent not in self.smalltalk_intents
-        )  # fmt: skip
+        if self.retriever is None or decision.route != Route.LLM or draft.text:
+            return False
+        if decision.intent in self.smalltalk_intents:
+            return False
+        if draft.parse is not None and smalltalk_share(draft.parse, self.smalltalk_intents) >= self.smalltalk_floor:
+            draft.reason = Reason.SMALL_TALK
+            return False
+        return True
 
     async def _retrieve(self, turn: Accepted, message: IncomingMessage, draft: _Draft) -> LLMCall | None:
         """Retrieve for an open question: passages with evidence give the quoted answer (``kb.answer:

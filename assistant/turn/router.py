@@ -70,6 +70,14 @@ class Router:
         return Decision(Route.INTENT, Reason.CONFIDENT, top.name)
 
 
+def smalltalk_share(parse: ParseResult | None, intents: frozenset[str]) -> float:
+    """How much of the NLU's ranking the small-talk intents hold: what tells an unsure "you are fired" (small
+    talk) from an unsure "who won the world cup?" (an open question), without a word list."""
+    if parse is None:
+        return 0.0
+    return sum(score.confidence for score in parse.ranking if score.name in intents)
+
+
 # Rasa's button payloads: `/intent`, `/intent@0.9`, `/intent{"entity": "value"}` (its RegexMessageHandler)
 PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z0-9_.\-/]+)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?$", re.DOTALL)
 

@@ -4,11 +4,13 @@ contracts (``tests.unit.fakes``): what the unit tests of the pipeline, the chann
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from fastapi import FastAPI
 
 from assistant.config import Settings
 from assistant.contracts import Action
+from assistant.knowledge.indexing import KnowledgeBase
 from assistant.store.migrations.migrate import upgrade
 from tests.database import BOT_REPLIES, last_turn
 from tests.unit.fakes import Broken, FakeEmbedder, FakeLLM, FakeNLU, FakeServer, OrderStatus
@@ -140,3 +143,22 @@ WEBHOOK = "/webhooks/rest/webhook"
 
 def count(app: App) -> int:
     return len(app.rows("SELECT id FROM messages"))
+
+
+DOCS = {
+    "shipping.md": "# Shipping\n\nWe ship kettles to Norway in six working days. We ship to Sweden in four days.",
+    "warranty.md": "# Warranty\n\nKettles carry a five year warranty.",
+}
+
+
+@contextlib.asynccontextmanager
+async def app_with_kb(tmp_path: Path, **kb: Any) -> AsyncIterator[App]:
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    # the fake embedder's cosines are lower than the real encoder's: a lower floor (no shared word: 0)
+    async with start(settings_for(tmp_path, kb={"min_score": 0.3, **kb})) as app:
+        state = app.app.state
+        await KnowledgeBase(state.settings.kb, state.store, app.embedder).add([docs])
+        yield app

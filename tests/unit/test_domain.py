@@ -32,7 +32,7 @@ def test_demo_bot_answers_every_in_scope_intent() -> None:
     nlu = yaml.safe_load((DEMO_BOT_DIR / "data" / "nlu.yml").read_text())["nlu"]
     intents = {block["intent"]: block["examples"].strip().splitlines() for block in nlu if "intent" in block}
     assert 15 <= len(intents) <= 25
-    assert {"greet", "goodbye", "help", "bot_challenge", "chitchat", "out_of_scope"} <= intents.keys()
+    assert {"greet", "goodbye", "help", "bot_challenge", "out_of_scope"} <= intents.keys()
     assert all(len(examples) >= 15 for examples in intents.values()), {k: len(v) for k, v in intents.items()}
     actions = {p.stem for p in Path(REPO_ROOT / "plugins" / "actions").glob("*.py")}
     assert actions >= {"orders", "opening_hours"}
@@ -43,6 +43,16 @@ def test_demo_bot_answers_every_in_scope_intent() -> None:
     keys = [block["intent"] for block in faq]
     assert len(keys) >= 3 and all(key.startswith("faq/") for key in keys)
     assert all(f"utter_{key}" in domain.responses for key in keys)
+    # curated small talk (scripts/make_chitchat.py): topics a shop assistant meets, each with its written reply
+    # and enough examples for the selector; none is a message of the small-talk evaluation part
+    chitchat = yaml.safe_load((DEMO_BOT_DIR / "data" / "chitchat.yml").read_text())["nlu"]
+    topics = {b["intent"]: b["examples"].strip().splitlines() for b in chitchat if b["intent"].startswith("chitchat/")}
+    assert len(topics) >= 40 and all(len(examples) >= 4 for examples in topics.values())
+    assert {"chitchat/tell_joke", "chitchat/ask_age", "chitchat/weather", "chitchat/nice_to_meet_you"} <= topics.keys()
+    assert all(f"utter_{key}" in domain.responses for key in topics)
+    held_out = yaml.safe_load((DEMO_BOT_DIR / "evals" / "smalltalk.yml").read_text())["cases"]
+    trained = {line.removeprefix("- ").lower() for examples in topics.values() for line in examples}
+    assert not trained & {case["message"].lower() for case in held_out}
 
 
 RICH = {

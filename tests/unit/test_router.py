@@ -4,7 +4,7 @@ import pytest
 
 from assistant.config import RouterSettings
 from assistant.contracts import IntentScore, ParseResult
-from assistant.turn.router import Router
+from assistant.turn.router import Router, smalltalk_share
 
 ROUTER = Router(
     RouterSettings(llm_intents=["chitchat", "out_of_scope"], confidence_threshold=0.6, ambiguity_margin=0.2)
@@ -47,3 +47,12 @@ def test_llm_intent_wins_over_confidence_rules() -> None:
 def test_thresholds_come_from_settings() -> None:
     lenient = Router(RouterSettings(confidence_threshold=0.1, ambiguity_margin=0.0, llm_intents=[]))
     assert lenient.decide(parse(("chitchat", 0.2), ("greet", 0.2))).route == "intent"
+
+
+def test_the_small_talk_share_adds_the_small_talk_intents_of_the_ranking() -> None:
+    talk = frozenset({"chitchat", "greet"})
+    assert smalltalk_share(parse(("out_of_scope", 0.5), ("chitchat", 0.3), ("greet", 0.1), ("order", 0.1)), talk) == (
+        pytest.approx(0.4)
+    )
+    assert smalltalk_share(parse(("out_of_scope", 0.9), ("order", 0.1)), talk) == 0.0
+    assert smalltalk_share(None, talk) == 0.0

@@ -15,11 +15,13 @@ from evaluation.sets import BadEvalSet, load_sets
 
 def test_eval_sets_load_by_part_and_refuse_bad_files(tmp_path: Path) -> None:
     sets = load_sets([Settings().bot_dir / "evals"])
-    assert {s.name for s in sets} == {"smalltalk", "behaviour", "kb"}  # the tuning part is not reported
+    assert {s.name for s in sets} == {"smalltalk", "behaviour", "kb", "out_of_scope"}  # the tuning part is not reported
     (grounded,) = [s for s in sets if s.kind == "grounded"]
     assert sum(not c.answerable for c in grounded.cases) == 8 and all(c.gold for c in grounded.cases if c.answerable)
-    (tune,) = load_sets([Settings().bot_dir / "evals"], "tune")
+    declined, tune = load_sets([Settings().bot_dir / "evals"], "tune")  # by file name
     assert tune.name == "smalltalk-tune" and len(tune.cases) > 50
+    (oos,) = [s for s in sets if s.kind == "declined"]
+    assert declined.kind == "declined" and not {c.message for c in oos.cases} & {c.message for c in declined.cases}
     (talk,) = [s for s in sets if s.name == "smalltalk"]
     assert not {c.message for c in tune.cases} & {c.message for c in talk.cases}  # split by scenario
     assert len(tune.limited(10).cases) == 10 and tune.limited(10).cases == tune.limited(10).cases

@@ -1,8 +1,9 @@
 """`assistant` command line (wiring, the top layer): one module per command group.
 
 serve.py: up, serve, chat, status · db.py: db upgrade · train.py: train nlu · retrain.py: retrain ·
-data.py: export, review · models.py: models list/activate/rollback · evaluate.py: eval nlu ·
-kb.py: kb add/list/remove/reindex/search · telegram.py: telegram set-webhook · init.py: init --from-rasa.
+data.py: export, review, forget · models.py: models list/activate/rollback · evaluate.py: eval nlu/llm/kb/replies ·
+kb.py: kb add/list/remove/reindex/search · annotations.py:
+annotations list/add/import/export/disable/remove · telegram.py: telegram set-webhook · init.py: init --from-rasa.
 Shared: context.py (settings and store once per command, errors as sentences), terminal.py (consoles).
 """
 
@@ -12,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+import wiring.cli.annotations as annotations_cli  # the name `annotations` is the __future__ import's
 from wiring.cli import data, db, evaluate, init, kb, models, retrain, serve, telegram, train
 from wiring.cli.context import DEBUG
 
@@ -26,7 +28,7 @@ def main(
         DEBUG["on"] = True
 
 
-for module in (serve, db, train, retrain, data, models, evaluate, kb, telegram, init):
+for module in (serve, db, train, retrain, data, models, evaluate, kb, annotations_cli, telegram, init):
     module.register(app)
 
 __all__ = ["app"]

@@ -147,8 +147,8 @@ def forget(
         raise fail(f"no conversation of {sender!r}{f' on {channel}' if channel else ''} is stored; nothing was erased")
     console.print(
         f"[green]✔[/] erased {escape(sender)}: {erased.conversations} conversation(s), {erased.messages} messages, "
-        f"{erased.feedback} feedback, {erased.labels} labels, {erased.outbox} deliveries; {len(done.files)} file(s) "
-        "scrubbed"
+        f"{erased.feedback} feedback, {erased.labels} labels, {erased.outbox} deliveries, "
+        f"{erased.annotations} annotations; {len(done.files)} file(s) scrubbed"
     )
     for path in done.files:
         console.print(f"  scrubbed {escape(str(path))}")

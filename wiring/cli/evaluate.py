@@ -4,7 +4,9 @@ the bot's evaluation sets."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,6 +179,106 @@ def eval_llm(
         )  # fmt: skip
     console.print(table)
     console.print(f"report: {path}")
+
+
+@command(eval_app, "replies")
+def eval_replies(
+    data: Annotated[
+        list[Path] | None, typer.Option(help="evaluation set files or folders; default: the bot's evals/")
+    ] = None,
+    part: Annotated[str, typer.Option(help="eval (report), tune (choose settings on), or all")] = "eval",
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many cases per set (a stable sample)")] = None,
+    keep: Annotated[
+        bool, typer.Option(help="keep the evaluation's conversations in the log (default: erased)")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="report folder; default var/reports/eval-replies")] = None,
+) -> None:
+    """Every evaluation message through the real turn (the REST channel of an app built here, on the
+    configured NLU, LLM, knowledge base and database), each reply judged by the kind of message: small talk
+    (never abstained, never a business answer; similarity), document questions (answered, cited), requests to
+    decline (declined); the route of each, a kind x route table and 20 replies side by side."""
+    from evaluation import replies
+    from evaluation.llm import embed
+    from evaluation.sets import load_sets
+
+    context = Context()
+    settings = context.settings
+    if part not in ("eval", "tune", "all"):
+        raise fail(f"--part {part!r}: choose eval, tune or all")
+    sets = [s.limited(limit) for s in load_sets(data or settings.llm_eval_sets, None if part == "all" else part)]
+    prefix = f"eval-{uuid.uuid4().hex[:8]}"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("replies, end to end", total=sum(len(s.cases) for s in sets), note="")
+        judged = _through_the_app(context, sets, prefix, keep, lambda done, total, note: bar.update(
+            task, completed=done, total=total, note=note[-40:]))  # fmt: skip
+    replies.add_similarity(judged, lambda texts: embed(settings, texts))
+    evaluation = replies.evaluate(judged)
+    names = ", ".join(f"{s.name} ({s.part})" for s in sets)
+    path = replies.write_report(
+        out or settings.reports_dir / "eval-replies", "Replies, end to end", evaluation,
+        f"{len(judged)} messages from {names}, each a new conversation on the REST channel; LLM "
+        f"{_served_llm(context)}; NLU at {settings.rasa.url}.",
+    )  # fmt: skip
+    table = Table(title="replies by kind of message")
+    for column in ("kind", "cases", "ok", "abstained", "business", "similarity", "cited", "declined", "checks"):
+        table.add_column(column)
+    for kind, m in evaluation.figures.items():
+        table.add_row(kind, str(int(m["cases"] or 0)), *(_num(m.get(n)) for n in
+                      ("ok", "abstained", "business", "similarity", "cited", "declined", "checks_passed")))  # fmt: skip
+    console.print(table)
+    console.print(f"report: {path}")
+
+
+def _through_the_app(context: Context, sets: list[Any], prefix: str, keep: bool, progress: Any) -> list[Any]:
+    """The app built in this process (its lifespan: the configured backends, store, knowledge base, actions),
+    driven through its REST channel's stream; the per-client rate limits are off for this one client."""
+    from fastapi.testclient import TestClient
+
+    from assistant.domain import Domain
+    from assistant.replies.checks import CheckContext
+    from assistant.store import purge
+    from evaluation import replies
+    from wiring.app import create_app
+
+    settings = context.settings
+    unlimited = settings.limits.model_copy(update={"per_sender": "", "per_address": ""})
+    app = create_app(settings.model_copy(update={"limits": unlimited}))
+    domain = Domain.load(settings.bot_dir)
+    written = " ".join(v.get("text", "") for variants in domain.responses.values() for v in variants)
+    checks = CheckContext(system_prompt=domain.persona, allowed_text=f"{domain.persona} {written}",
+                          max_words=settings.llm.max_words)  # fmt: skip
+    senders: list[str] = []
+    with TestClient(app) as client:
+
+        async def respond(sender: str, message: str) -> replies.Answer:
+            senders.append(sender)
+            return replies.Answer.of_event(await asyncio.to_thread(_stream, client, sender, message))
+
+        judged = asyncio.run(replies.run(sets, respond, frozenset(settings.kb.smalltalk_intents), checks, prefix,
+                                         progress))  # fmt: skip
+    if not keep:
+        for sender in senders:
+            transaction(context, lambda conn, sender=sender: purge.forget(conn, sender, "rest"))
+    return judged
+
+
+def _stream(client: Any, sender: str, message: str) -> dict[str, Any]:
+    """One turn through ``/webhooks/rest/stream``: its ``message`` event (the stored reply, with its route)."""
+    event, found = "", None
+    with client.stream("POST", "/webhooks/rest/stream", json={"sender": sender, "message": message}) as response:
+        if response.status_code != 200:
+            response.read()
+            raise fail(f"the REST channel refused an evaluation message ({response.status_code}): {response.text}")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "message":
+                found = json.loads(line.removeprefix("data: "))
+    if found is None:
+        raise fail(f"the turn for {message!r} ended without its reply")
+    return found
 
 
 @command(eval_app, "kb")
