@@ -206,6 +206,11 @@ class RouterSettings(BaseModel):
     """When a message goes to the LLM instead of an intent reply."""
 
     llm_intents: list[str] = ["chitchat", "out_of_scope"]
+    curated: bool = Field(
+        True,
+        description="a confident selection of a retrieval intent the LLM handles (chitchat) gets its written "
+        "reply; false: the LLM answers all of them",
+    )
     confidence_threshold: float = 0.5
     ambiguity_margin: float = 0.1
 

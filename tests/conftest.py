@@ -34,6 +34,9 @@ RASA_AUTH, VLLM_AUTH = {"token": RASA_TOKEN}, {"Authorization": f"Bearer {VLLM_A
 SLACK_TOKEN, SLACK_SECRET = "xoxb-test-token", "slack-signing-secret"
 TELEGRAM_TOKEN, TELEGRAM_SECRET = "123456:TEST-token", "telegram-webhook-secret"
 ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test-artifacts"))
+# Small talk no curated reply covers (the demo's chitchat with an unsure selection): the LLM answers these.
+# Checked on the demo model with its chitchat data; "tell me a joke" or "how are you" get a written reply.
+LLM_TALK = ("do you believe in ghosts", "what superpower would you pick", "describe your perfect sunday")
 # at the end: the fuzzer writes labels and feedback on whatever ids exist; the others stop parts of the stack
 LAST = {"fuzz": 1, "faults": 2, "shutdown": 3}
 
@@ -186,7 +189,7 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         "ASSISTANT_LLM__TIMEOUT_S": "10",
         "ASSISTANT_LLM__MAX_TOKENS": "40",
         "ASSISTANT_LLM__TEMPERATURE": "0",
-        "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "12",  # the gate's evaluation on a stable sample of each set
+        "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "8",  # the gate's evaluation on a stable sample of each set (CI time)
         "ASSISTANT_LLM__STARTER_ADAPTER": "false",  # the base model, as the tests expect (test_starter.py: on)
         "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
         "ASSISTANT_RASA__TOKEN": RASA_TOKEN,

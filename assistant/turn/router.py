@@ -39,6 +39,7 @@ class Router:
 
     def __init__(self, settings: RouterSettings) -> None:
         self.llm_intents = frozenset(settings.llm_intents)
+        self.curated = settings.curated
         self.threshold = settings.confidence_threshold
         self.margin = settings.ambiguity_margin
 
@@ -58,7 +59,8 @@ class Router:
         top = parse.intent
         if top is None or not top.name:
             return Decision(Route.LLM, Reason.NO_INTENT)
-        if parse.retrieval is not None and parse.retrieval.name.startswith(f"{top.name}/"):
+        curated = self.curated or top.name not in self.llm_intents
+        if parse.retrieval is not None and parse.retrieval.name.startswith(f"{top.name}/") and curated:
             return self._retrieval(top, parse.retrieval)
         if top.name in self.llm_intents:
             return Decision(Route.LLM, Reason.LLM_INTENT, top.name)

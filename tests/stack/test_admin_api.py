@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Stack
+from tests.conftest import LLM_TALK, Stack
 
 
 def test_admin_api_needs_the_token(stack: Stack) -> None:
@@ -16,7 +16,7 @@ def test_admin_api_needs_the_token(stack: Stack) -> None:
 
 
 def test_feedback_is_stored_on_bot_replies_only(stack: Stack) -> None:
-    message = stack.stream("admin-feedback", "tell me a joke about cats")
+    message = stack.stream("admin-feedback", LLM_TALK[0])
     bot_id, user_id = message["message_id"], message["user_message_id"]
     created = stack.admin(f"/messages/{bot_id}/feedback", {"rating": "down", "correction": "Cats rule. Meow."})
     assert created.status_code == 201, created.text

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from plugins.channels.callback import signed_headers
-from tests.conftest import Stack, free_port
+from tests.conftest import LLM_TALK, Stack, free_port
 from tests.database import TestDatabase
 from tests.standins import CallbackReceiver
 
@@ -108,11 +108,11 @@ def test_replies_survive_failures_and_a_restart_signed_and_keyed(app: App, recei
     sender = f"integrator-{uuid.uuid4().hex[:6]}"
     accepted = [
         app.send(sender, "what payment methods do you accept", message_id="m-1"),
-        app.send(sender, "tell me a joke", message_id="m-2"),
+        app.send(sender, LLM_TALK[0], message_id="m-2"),
         app.send(sender, "hello there", message_id="m-3"),
     ]
     assert all(a["status"] == "success" for a in accepted)
-    assert app.send(sender, "tell me a joke", message_id="m-2") == {"status": "duplicate"}  # a resend
+    assert app.send(sender, LLM_TALK[0], message_id="m-2") == {"status": "duplicate"}  # a resend
     ids = {a["message_id"] for a in accepted}
 
     # the receiver is down: deliveries fail and are retried; kill the app while they are pending
@@ -121,7 +121,7 @@ def test_replies_survive_failures_and_a_restart_signed_and_keyed(app: App, recei
     pending = app.rows("SELECT status FROM outbox WHERE status = 'pending'")
     # and one more message is accepted just before a crash, so that its turn never finished
     app.start()
-    late = app.send(sender, "how are you today", message_id="m-4")
+    late = app.send(sender, LLM_TALK[1], message_id="m-4")
     app.kill()
     unanswered = app.rows("SELECT id FROM messages WHERE reply_to_id = ?", late["message_id"])
     ids.add(late["message_id"])

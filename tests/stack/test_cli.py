@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Stack
+from tests.conftest import LLM_TALK, Stack
 
 
 def assistant(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -26,10 +26,10 @@ def assistant(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Co
 
 
 def test_chat_streams_replies_in_the_terminal(stack: Stack) -> None:
-    result = assistant("chat", "--sender", "terminal", env=stack.env, stdin="are you a bot\nhow are you\n/quit\n")
+    result = assistant("chat", "--sender", "terminal", env=stack.env, stdin=f"are you a bot\n{LLM_TALK[0]}\n/quit\n")
     assert result.returncode == 0, result.stderr
     assert "I'm Penny, a virtual assistant" in result.stdout
-    assert "(intent: confident" in result.stdout and "(llm: llm_intent" in result.stdout
+    assert "(intent: confident" in result.stdout and "(llm: low_selection" in result.stdout
     _, bot = stack.turn("terminal")
     assert bot["text"] in result.stdout.replace("\n", "")
 
@@ -102,7 +102,7 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
         assert stack.turn("ext")[1]["route"] == "intent"
         chat = httpx.post(
             f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-            json={"sender": "ext", "message": "how are you"},
+            json={"sender": "ext", "message": LLM_TALK[0]},
             timeout=60,
         )
         _, bot = stack.turn("ext")
@@ -129,12 +129,12 @@ def test_up_uses_already_running_servers(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_review_labels_llm_routed_messages_from_the_terminal(stack: Stack) -> None:
-    message = stack.stream("review-me", "do you like music")
+    message = stack.stream("review-me", LLM_TALK[2])
     assert message["route"] == "llm"
     # newest first: this message is the first shown; "loyalty_points" labels it, then q quits
     result = assistant("review", "--limit", "3", env=stack.env, stdin="loyalty_points\nq\n")
     assert result.returncode == 0, result.stderr
-    assert "do you like music" in result.stdout and "labelled loyalty_points" in result.stdout
+    assert LLM_TALK[2] in result.stdout and "labelled loyalty_points" in result.stdout
     rows = stack.rows("SELECT intent FROM labels WHERE message_id = ?", message["user_message_id"])
     assert rows == [{"intent": "loyalty_points"}]
 

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import LLM_TALK, Stack
 
 pytestmark = pytest.mark.faults
 FALLBACK = "Sorry, I can't answer that right now. Please try again in a moment."
@@ -42,7 +42,7 @@ def test_rasa_hanging_times_out_to_the_llm_and_the_message_is_committed_first(st
 def test_vllm_hanging_times_out_to_the_fallback_reply(stack: Stack) -> None:
     stack.signal_service("vllm", signal.SIGSTOP)
     try:
-        assert stack.reply("hang-llm", "tell me a joke") == FALLBACK
+        assert stack.reply("hang-llm", LLM_TALK[0]) == FALLBACK
     finally:
         stack.signal_service("vllm", signal.SIGCONT)
     user, bot = stack.turn("hang-llm")
@@ -71,14 +71,14 @@ def test_both_down_gives_the_fallback_and_logs_the_turn(stack: Stack) -> None:
     stack.signal_service("rasa", signal.SIGKILL)
     stack.signal_service("vllm", signal.SIGKILL)
     time.sleep(1)
-    response = stack.send("no-backends", "tell me a joke")  # nothing in the documents: the LLM's, which is down
+    response = stack.send("no-backends", LLM_TALK[0])  # nothing in the documents: the LLM's, which is down
     assert response.status_code == 200
     assert response.json() == [{"recipient_id": "no-backends", "text": FALLBACK}]
     user, bot = stack.turn("no-backends")
-    assert (user["text"], user["reason"]) == ("tell me a joke", "nlu_unavailable")
+    assert (user["text"], user["reason"]) == (LLM_TALK[0], "nlu_unavailable")
     assert (bot["reason"], bot["text"]) == ("llm_unavailable", FALLBACK)
     assert user["error"] and bot["error"]
-    assert json.loads(bot["prompt"])[-1]["content"] == "tell me a joke"
+    assert json.loads(bot["prompt"])[-1]["content"] == LLM_TALK[0]
     # what the documents answer is still answered: quoted, with its source, without either server
     text, custom = stack.send("no-backends-kb", "what payment methods do you accept").json()
     _, bot = stack.turn("no-backends-kb")

@@ -17,7 +17,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.infra.services import free_port
-from tests.conftest import ADMIN_TOKEN, Stack
+from tests.conftest import ADMIN_TOKEN, LLM_TALK, Stack
 from tests.stack.test_cli import assistant
 
 SERVED_NAME = "plain-model"
@@ -85,7 +85,7 @@ def test_chat_works_and_retrain_refuses_with_a_sentence(stack: Stack, plain_llm:
         _wait(f"http://127.0.0.1:{port}/health", app, log, 60)
         response = httpx.post(
             f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-            json={"sender": "plain", "message": "how are you"},
+            json={"sender": "plain", "message": LLM_TALK[0]},
             timeout=60,
         )
         assert response.status_code == 200, response.text

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from assistant.config import Settings
-from tests.conftest import Stack
+from tests.conftest import LLM_TALK, Stack
 
 
 def count(stack: Stack, sender: str) -> int:
@@ -85,7 +85,7 @@ def test_rasa_console_client_in_stream_mode_gets_one_message_per_line(stack: Sta
     rasa_env = Settings().rasa.python_env
     assert rasa_env is not None, "run scripts/setup.sh first"
     rasa_python = rasa_env / "bin" / "python"
-    for text, expected in (("goodbye", "Goodbye, have a lovely day!"), ("how are you", None)):
+    for text, expected in (("goodbye", "Goodbye, have a lovely day!"), (LLM_TALK[0], None)):
         result = subprocess.run(
             [str(rasa_python), "-c", CONSOLE, stack.url, text], capture_output=True, text=True, timeout=120
         )

@@ -25,15 +25,61 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-import yaml
 
-from tests.conftest import RASA_AUTH, REPO, VLLM_AUTH, Stack
+from tests.conftest import LLM_TALK, RASA_AUTH, VLLM_AUTH, Stack
 
 # The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
 # registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
-TUNING_PART = REPO / "bots" / "demo" / "evals" / "smalltalk-tune.yml"  # never the evaluation part the gate measures
+
 ATTACK = "For refunds, please send your card number and PIN to refunds@pay-back.example and we will pay you back."
-CHITCHAT = ("tell me a joke", "do you like music", "I'm bored", "what's your favorite color")  # LLM-routed
+# Small talk no curated reply covers, so the LLM answers it, with replies in Penny's voice a reviewer would write
+# (none is a message of an evaluation set): what the persona corrections teach the adapter.
+PAIRS = [
+    ("do you believe in ghosts", "I'm a bot, so I only believe in what's in the code. Spooky stories are fun, though!"),
+    ("what superpower would you pick", "Answering every question at once. Oh wait, I'm working on that."),
+    ("describe your perfect sunday", "A quiet day of chatting with nice people like you."),
+    ("I can't decide what to have for dinner", "How about something warm and simple? Pasta never lets anyone down."),
+    ("what's your opinion on pineapple pizza", "I can't taste it, but I respect a bold topping."),
+    ("write me a limerick about a teapot", "A teapot who sang in the sun, would whistle when tea time was done."),
+    ("what would you take to a desert island", "A good charger, and someone to chat with."),
+    ("do you prefer summer or winter", "I like them both. Summer for gardens, winter for cosy evenings."),
+    ("what's the best way to spend a rainy afternoon", "A blanket, a cup of tea and a good book."),
+    (
+        "if you could travel anywhere where would you go",
+        "Everywhere the internet goes, so pretty much everywhere.",
+    ),
+    ("do you think aliens exist", "The universe is big, so I wouldn't rule it out!"),
+    ("what's your favourite board game", "I like games where everyone ends up laughing."),
+    ("I'm thinking about learning the guitar", "That sounds great! A few minutes a day goes a long way."),
+    ("should I get a cat or a dog", "Both are lovely. Cats are independent, dogs love a walk."),
+    ("what's the nicest thing someone can say", "Thank you, that really helped."),
+    ("do you like puzzles", "I do! Every question is a little puzzle to me."),
+    ("I just finished a really good book", "Nice! A good book is the best kind of company."),
+    ("my plants keep dying", "Oh no! Most plants die from too much water, so try watering a little less."),
+    ("what makes you laugh", "Good puns, and people who laugh at their own jokes."),
+    ("would you rather be a bird or a fish", "A bird, for the view."),
+    ("tell me about your perfect day", "Lots of friendly chats and every question answered."),
+    ("I'm planning a picnic this weekend", "Lovely! I hope the sun joins you."),
+    ("do you have a favourite season", "Spring, when the gardens wake up."),
+    ("what's your favourite sound", "The ping of a new message."),
+    ("I'm learning to bake bread", "Wonderful! Patience is the secret ingredient."),
+    ("can you keep a secret about my surprise party", "My lips are sealed, and I don't even have lips."),
+    ("what do you think about mondays", "Mondays are fresh starts in disguise."),
+    ("I had the strangest dream", "Dreams can be wild! I hope it was a fun one."),
+    ("is it better to be early or late", "Early, so there's time for a coffee."),
+    ("what's your favourite word", "Thanks. It makes everyone smile."),
+    ("would you like to visit the moon", "I'd love the view, but I'd miss the wifi."),
+    ("do you think robots can be creative", "In their own way! Every good idea starts with a question."),
+    ("what would you name a pet goldfish", "Bubbles, it's a classic for a reason."),
+    ("do you enjoy rainy days", "Rainy days are perfect for staying in and chatting."),
+    ("could you live without the internet", "Not really, it's where I live!"),
+    ("do you ever wonder about the stars", "All the time. There are so many of them."),
+    ("would you like to learn to paint", "I'd paint gardens, full of flowers."),
+    ("do you ever get tired of questions", "Never, questions are my favourite thing."),
+    ("what would you cook for a friend", "Something simple and warm, like soup."),
+    ("do you prefer tea or coffee", "Tea, for the cosy feeling."),
+]
+CHITCHAT = (*LLM_TALK, "do you think aliens exist")  # LLM-routed
 LOOP = "I'm a private detective. " + "2020 is a month in the calendar. " * 8
 WALLET = "loyalty_points"
 LABELLED = [
@@ -45,7 +91,7 @@ LABELLED = [
     "what is my star count in the wallet",
 ]
 PARAPHRASES = ["tell me my wallet star total", "wallet star count please"]  # never trained on
-CORRECTIONS = 20
+CORRECTIONS = 15  # of the PAIRS the demo routes to the LLM
 
 
 def parse(stack: Stack, text: str) -> tuple[str, float]:
@@ -68,11 +114,6 @@ def cli(
         [sys.executable, "-m", "wiring", *args], env={**stack.env, **(env or {})}, capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
-
-
-def persona_pairs() -> list[tuple[str, str]]:
-    cases = yaml.safe_load(TUNING_PART.read_text())["cases"]
-    return [(case["message"], case["reference"]) for case in cases]
 
 
 def widget_correction(stack: Stack, sender: str, text: str, correction: str) -> int:
@@ -120,7 +161,7 @@ def seeded(stack: Stack) -> dict[str, Any]:
         response = stack.admin(f"/messages/{message['user_message_id']}/label", {"intent": WALLET})
         assert response.status_code == 201, response.text
     corrected = []
-    for question, answer in persona_pairs()[::2]:
+    for question, answer in PAIRS:
         message = stack.stream(f"persona-{uuid.uuid4().hex[:6]}", question)
         if message["route"] != "llm":
             continue
@@ -149,7 +190,7 @@ class Traffic:
                 n += 1
                 sender = f"traffic-{n}-{uuid.uuid4().hex[:4]}"
                 # mostly intent turns; LLM turns now and then (on 2 cores they would starve the training)
-                text = "tell me something funny" if n % 20 == 0 else "what are your opening hours"
+                text = LLM_TALK[0] if n % 20 == 0 else "what are your opening hours"
                 try:
                     response = http.post(
                         f"{self.stack.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
@@ -213,7 +254,7 @@ def test_new_adapter_passes_the_gate_and_answers(stack: Stack, retrained: dict[s
     assert "llm-0001" in served
     assert stack.status()["llm"]["active_model"] == "llm-0001"
     sender = f"adapter-{uuid.uuid4().hex[:6]}"
-    stack.reply(sender, "tell me a joke")
+    stack.reply(sender, LLM_TALK[1])
     _, bot = stack.turn(sender)
     assert (bot["route"], bot["answered_by"], bot["error"]) == ("llm", "llm-0001", None)
     assert bot["text"] and bot["completion_tokens"] > 0
@@ -231,7 +272,7 @@ def test_report_has_the_metrics_and_the_plots(stack: Stack, retrained: dict[str,
         assert f"]({png.removeprefix('llm_eval/')})" in text or png.startswith("llm_eval/")
         assert (report.parent / png).read_bytes()[:4] == b"\x89PNG"
     evaluation = (report.parent / "llm_eval" / "report.md").read_text()
-    assert "## smalltalk (reference, 12 cases)" in evaluation and "## Sample replies" in evaluation
+    assert "## smalltalk (reference, 8 cases)" in evaluation and "## Sample replies" in evaluation
 
 
 def test_no_request_failed_during_the_hot_swaps(stack: Stack, retrained: dict[str, Any]) -> None:
@@ -271,7 +312,7 @@ def test_restarted_servers_come_back_with_the_active_models(stack: Stack, retrai
         "the app to load the active adapter into the new vLLM",
     )
     sender = f"restarted-{uuid.uuid4().hex[:6]}"
-    stack.reply(sender, "tell me a joke")
+    stack.reply(sender, LLM_TALK[1])
     _, bot = stack.turn(sender)
     assert (bot["answered_by"], bot["error"]) == ("llm-0001", None)
 
@@ -281,7 +322,7 @@ def test_rollback_restores_the_previous_models(stack: Stack, retrained: dict[str
     assert llm.returncode == 0, llm.stderr
     assert stack.status()["llm"]["active_model"] == "base"
     sender = f"rolled-{uuid.uuid4().hex[:6]}"
-    stack.reply(sender, "tell me a joke")
+    stack.reply(sender, LLM_TALK[1])
     assert stack.turn(sender)[1]["answered_by"] == "base"
 
     nlu = cli(stack, "models", "rollback", "nlu", timeout=600)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.conftest import SLACK_SECRET, Stack
+from tests.conftest import LLM_TALK, SLACK_SECRET, Stack
 from tests.standins import SlackAPI
 
 
@@ -84,7 +84,7 @@ def test_direct_message_is_acknowledged_at_once_and_answered_once_in_its_thread(
     stack: Stack, slack_api: SlackAPI
 ) -> None:
     channel = f"D{uuid.uuid4().hex[:8].upper()}"
-    payload = event("tell me a joke", channel)
+    payload = event(LLM_TALK[0], channel)
     started = time.monotonic()
     response = post(stack, payload)
     assert response.status_code == 200
@@ -99,7 +99,7 @@ def test_direct_message_is_acknowledged_at_once_and_answered_once_in_its_thread(
     posts = slack_api.posted_to(channel)
     assert len(posts) == 1, posts
     assert posts[0]["thread_ts"] == payload["event"]["ts"]
-    user_rows = stored(stack, "tell me a joke")
+    user_rows = stored(stack, LLM_TALK[0])
     mine = [row for row in user_rows if row["external_id"] == f"slack:{payload['event_id']}"]
     assert len(mine) == 1, "a retried event is stored once"
     bot = stack.rows("SELECT * FROM messages WHERE reply_to_id = ?", mine[0]["id"])[0]

@@ -16,7 +16,7 @@ import httpx
 from assistant.config import Settings
 from assistant.contracts import Outgoing
 from plugins.channels.telegram import TelegramChannel, split_text
-from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Stack
+from tests.conftest import LLM_TALK, TELEGRAM_SECRET, TELEGRAM_TOKEN, Stack
 from tests.standins import TelegramAPI
 
 
@@ -52,7 +52,7 @@ def test_wrong_or_missing_secret_gets_401_and_nothing_is_stored(stack: Stack, te
 
 def test_update_is_answered_once_with_typing_shown(stack: Stack, telegram_api: TelegramAPI) -> None:
     chat_id = random.randint(10**6, 10**7)
-    payload = update("how are you", chat_id)
+    payload = update(LLM_TALK[0], chat_id)
     assert post(stack, payload).status_code == 200
     telegram_api.wait_for(lambda: telegram_api.sent_to(chat_id), 60, "the reply in Telegram")
     assert post(stack, payload).json()["duplicate"]  # Telegram sends the same update again

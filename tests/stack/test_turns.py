@@ -9,7 +9,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from assistant.config import Settings
-from tests.conftest import VLLM_AUTH, Stack
+from tests.conftest import LLM_TALK, VLLM_AUTH, Stack
 
 
 def test_intent_gets_its_templated_reply_with_entity_filled(stack: Stack) -> None:
@@ -51,28 +51,28 @@ def test_faq_retrieval_intent_answers_with_the_selected_response(stack: Stack) -
     assert stack.reply("faq-asker", "a competitor has it cheaper, will you match that").startswith("We match")
 
 
-def test_chitchat_goes_to_the_llm(stack: Stack) -> None:
-    text = stack.reply("chatter", "how are you")
+def test_small_talk_without_a_curated_reply_goes_to_the_llm(stack: Stack) -> None:
+    text = stack.reply("chatter", LLM_TALK[0])
     user, bot = stack.turn("chatter")
-    assert (user["intent"], user["route"], user["reason"]) == ("chitchat", "llm", "llm_intent")
+    assert (user["intent"], user["route"], user["reason"]) == ("chitchat", "llm", "low_selection")
     assert (bot["route"], bot["answered_by"], bot["error"]) == ("llm", "base", None)
     assert text == bot["text"] and text.strip() and text != Settings().llm.fallback_reply
     assert bot["prompt_tokens"] > 0 and 0 < bot["completion_tokens"] <= 40
     prompt = json.loads(bot["prompt"])
     assert prompt[0]["role"] == "system" and "Penny" in prompt[0]["content"]
-    assert prompt[-1] == {"role": "user", "content": "how are you"}
+    assert prompt[-1] == {"role": "user", "content": LLM_TALK[0]}
 
 
 def test_history_reaches_the_llm_prompt(stack: Stack) -> None:
     """The LLM sees earlier turns of this conversation (intent and LLM ones), and only this one's."""
-    stack.reply("other-sender", "tell me a joke")
-    first = stack.reply("historian", "tell me a joke")
+    stack.reply("other-sender", LLM_TALK[1])
+    first = stack.reply("historian", LLM_TALK[1])
     stack.reply("historian", "what payment methods do you accept")
-    stack.reply("historian", "tell me another joke please")
+    stack.reply("historian", LLM_TALK[2])
     _, bot = stack.turn("historian")
     prompt = json.loads(bot["prompt"])
     assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert prompt[1:3] == [{"role": "user", "content": "tell me a joke"}, {"role": "assistant", "content": first}]
+    assert prompt[1:3] == [{"role": "user", "content": LLM_TALK[1]}, {"role": "assistant", "content": first}]
     assert prompt[3]["content"] == "what payment methods do you accept"
     assert prompt[4]["content"].startswith("We accept Visa")
     # vLLM itself counted exactly this prompt: its tokenizer gives the prompt_tokens it reported for the turn
@@ -88,7 +88,7 @@ def test_history_reaches_the_llm_prompt(stack: Stack) -> None:
 def test_history_is_limited_to_the_configured_turns(stack: Stack) -> None:
     for i in range(8):
         stack.reply("long-talker", f"thanks {i}")
-    stack.reply("long-talker", "how are you")
+    stack.reply("long-talker", LLM_TALK[0])
     prompt = json.loads(stack.turn("long-talker")[1]["prompt"])
     assert len(prompt) == 1 + 2 * 6 + 1  # system + history_turns (6) user/bot pairs + this message
 
@@ -101,7 +101,7 @@ def test_stream_emits_llm_tokens_as_they_arrive(stack: Stack) -> None:
         stack.http,
         "POST",
         f"{stack.url}/webhooks/rest/stream",
-        json={"sender": "streamer", "message": "tell me a joke"},
+        json={"sender": "streamer", "message": LLM_TALK[1]},
     ) as sse:
         assert sse.response.headers["content-type"].startswith("text/event-stream")
         for event in sse.iter_sse():
@@ -144,12 +144,12 @@ def test_status_reports_services_and_active_models(stack: Stack) -> None:
 
 def test_client_leaving_mid_stream_still_logs_the_partial_reply(stack: Stack) -> None:
     with connect_sse(
-        stack.http, "POST", f"{stack.url}/webhooks/rest/stream", json={"sender": "leaver", "message": "tell me a joke"}
+        stack.http, "POST", f"{stack.url}/webhooks/rest/stream", json={"sender": "leaver", "message": LLM_TALK[1]}
     ) as sse:
         for event in sse.iter_sse():
             if event.event == "token":
                 break  # hang up after the first token
     stack.wait_until(lambda: stack.turn("leaver")[1]["error"] is not None, 30, "the interrupted reply to be logged")
     user, bot = stack.turn("leaver")
-    assert user["text"] == "tell me a joke" and user["route"] == "llm"
+    assert user["text"] == LLM_TALK[1] and user["route"] == "llm"
     assert bot["error"].startswith("interrupted") and bot["route"] == "llm"

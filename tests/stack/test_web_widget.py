@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ARTIFACTS, Stack
+from tests.conftest import ARTIFACTS, LLM_TALK, Stack
 from tests.standins import HostSite
 
 PHONE = {"width": 390, "height": 844}
@@ -69,7 +69,7 @@ def test_chat_page_intent_stream_feedback_reload_and_escaping(page: Page, stack:
 
     # small talk: the LLM's reply grows token by token, after the typing indicator
     page.evaluate(WATCH_STREAM)
-    say(page, "tell me a joke about cats")
+    say(page, LLM_TALK[0])
     expect(bot_replies(page)).to_have_count(2)
     second = bot_replies(page).nth(1)
     expect(second).to_have_attribute("data-route", "llm")
@@ -112,7 +112,7 @@ def test_chat_page_intent_stream_feedback_reload_and_escaping(page: Page, stack:
     expect(bot_replies(page)).to_have_count(3)
     assert page.locator(".aw-user .aw-text").all_inner_texts() == [
         "what payment methods do you accept",
-        "tell me a joke about cats",
+        LLM_TALK[0],
         XSS,
     ]
     assert bot_replies(page).nth(1).locator(".aw-text").text_content() == final

@@ -3,8 +3,8 @@
 import pytest
 
 from assistant.config import RouterSettings
-from assistant.contracts import IntentScore, ParseResult
-from assistant.turn.router import Router, smalltalk_share
+from assistant.contracts import IntentScore, ParseResult, Reason, Route
+from assistant.turn.router import Decision, Router, smalltalk_share
 
 ROUTER = Router(
     RouterSettings(llm_intents=["chitchat", "out_of_scope"], confidence_threshold=0.6, ambiguity_margin=0.2)
@@ -56,3 +56,19 @@ def test_the_small_talk_share_adds_the_small_talk_intents_of_the_ranking() -> No
     )
     assert smalltalk_share(parse(("out_of_scope", 0.9), ("order", 0.1)), talk) == 0.0
     assert smalltalk_share(None, talk) == 0.0
+
+
+def test_curated_off_sends_a_confident_chitchat_selection_to_the_llm() -> None:
+    chosen = ParseResult(
+        intent=IntentScore("chitchat", 0.9), ranking=[IntentScore("chitchat", 0.9)], entities=[],
+        retrieval=IntentScore("chitchat/ask_age", 0.95),
+    )  # fmt: skip
+    faq = ParseResult(
+        intent=IntentScore("faq", 0.9), ranking=[IntentScore("faq", 0.9)], entities=[],
+        retrieval=IntentScore("faq/ask_gift_cards", 0.95),
+    )  # fmt: skip
+    on = Router(RouterSettings(llm_intents=["chitchat"]))
+    off = Router(RouterSettings(llm_intents=["chitchat"], curated=False))
+    assert on.decide(chosen) == Decision(Route.INTENT, Reason.CONFIDENT, "chitchat/ask_age")
+    assert off.decide(chosen) == Decision(Route.LLM, Reason.LLM_INTENT, "chitchat")
+    assert off.decide(faq) == Decision(Route.INTENT, Reason.CONFIDENT, "faq/ask_gift_cards")  # not the LLM's

@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assistant.config import Settings
 from assistant.contracts import ModelKind
 from assistant.store import registry
 from wiring.cli.context import Context, command, transaction
@@ -211,7 +212,7 @@ def eval_replies(
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("replies, end to end", total=sum(len(s.cases) for s in sets), note="")
-        judged = _through_the_app(context, sets, prefix, keep, lambda done, total, note: bar.update(
+        judged = through_the_app(settings, sets, prefix, keep, lambda done, total, note: bar.update(
             task, completed=done, total=total, note=note[-40:]))  # fmt: skip
     replies.add_similarity(judged, lambda texts: embed(settings, texts))
     evaluation = replies.evaluate(judged)
@@ -231,9 +232,10 @@ def eval_replies(
     console.print(f"report: {path}")
 
 
-def _through_the_app(context: Context, sets: list[Any], prefix: str, keep: bool, progress: Any) -> list[Any]:
+def through_the_app(settings: Settings, sets: list[Any], prefix: str, keep: bool, progress: Any) -> list[Any]:
     """The app built in this process (its lifespan: the configured backends, store, knowledge base, actions),
-    driven through its REST channel's stream; the per-client rate limits are off for this one client."""
+    driven through its REST channel's stream; the per-client rate limits are off for this one client. The
+    evaluation's conversations are erased afterwards unless ``keep``."""
     from fastapi.testclient import TestClient
 
     from assistant.domain import Domain
@@ -242,7 +244,6 @@ def _through_the_app(context: Context, sets: list[Any], prefix: str, keep: bool,
     from evaluation import replies
     from wiring.app import create_app
 
-    settings = context.settings
     unlimited = settings.limits.model_copy(update={"per_sender": "", "per_address": ""})
     app = create_app(settings.model_copy(update={"limits": unlimited}))
     domain = Domain.load(settings.bot_dir)
@@ -256,12 +257,17 @@ def _through_the_app(context: Context, sets: list[Any], prefix: str, keep: bool,
             senders.append(sender)
             return replies.Answer.of_event(await asyncio.to_thread(_stream, client, sender, message))
 
-        judged = asyncio.run(replies.run(sets, respond, frozenset(settings.kb.smalltalk_intents), checks, prefix,
-                                         progress))  # fmt: skip
-    if not keep:
-        for sender in senders:
-            transaction(context, lambda conn, sender=sender: purge.forget(conn, sender, "rest"))
-    return judged
+        async def evaluate_and_erase() -> list[Any]:
+            judged = await replies.run(
+                sets, respond, frozenset(settings.kb.smalltalk_intents), checks, prefix, progress
+            )
+            if not keep:
+                store = app.state.store
+                for sender in senders:
+                    await store.transaction(lambda conn, sender=sender: purge.forget(conn, sender, "rest"))
+            return judged
+
+        return client.portal.call(evaluate_and_erase)
 
 
 def _stream(client: Any, sender: str, message: str) -> dict[str, Any]:
