@@ -23,6 +23,8 @@ def test_feedback_is_stored_on_bot_replies_only(stack: Stack) -> None:
     assert created.json()["message_id"] == bot_id
     rows = stack.rows("SELECT rating, correction FROM feedback WHERE message_id = ?", bot_id)
     assert rows == [{"rating": "down", "correction": "Cats rule. Meow."}]
+    # a reviewer's correction answers at once (an annotation): removed, so that it answers no other test's message
+    stack.db.execute("DELETE FROM annotations WHERE answer = ?", "Cats rule. Meow.")
 
     wrong_kind = stack.admin(f"/messages/{user_id}/feedback", {"rating": "up"})
     assert wrong_kind.status_code == 409 and "user message" in wrong_kind.json()["message"]
