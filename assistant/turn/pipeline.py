@@ -282,9 +282,11 @@ class TurnPipeline:
         try:
             await self._annotated(message, draft)
             if self._open_question(draft):
-                if call:
-                    call.cancel()  # it was started with the small-talk prompt
-                call = await self._retrieve(turn, message, draft)
+                grounded = await self._retrieve(turn, message, draft)
+                if grounded is not None or draft.text:
+                    if call:
+                        call.cancel()  # it was started with the small-talk prompt
+                    call = grounded
             if draft.decision.route == Route.LLM and not draft.text:
                 call = call or self._llm_call(turn, message)
                 generate = self._generate_grounded if call.passages else self._generate
@@ -380,17 +382,16 @@ class TurnPipeline:
             draft.text, draft.reason, draft.answered_by = found.answer, Reason.ANNOTATED, found.name
 
     def _open_question(self, draft: _Draft) -> bool:
-        """An LLM-routed message that is not small talk: the knowledge base is asked first. Small talk is an
-        LLM-routed small-talk intent, or a message whose ranking gives those intents ``kb.smalltalk_share``."""
+        """Every LLM-routed message asks the knowledge base first (a follow-up such as "and to Sweden?" reads as
+        small talk to the NLU). What the documents do not answer gets the abstain reply only if it is not small
+        talk: a small-talk intent, or a ranking that gives those intents ``kb.smalltalk_share`` (``_retrieve``)."""
         decision = draft.decision
-        if self.retriever is None or decision.route != Route.LLM or draft.text:
-            return False
-        if decision.intent in self.smalltalk_intents:
-            return False
-        if draft.parse is not None and smalltalk_share(draft.parse, self.smalltalk_intents) >= self.smalltalk_floor:
-            draft.reason = Reason.SMALL_TALK
-            return False
-        return True
+        return self.retriever is not None and decision.route == Route.LLM and not draft.text
+
+    def _small_talk(self, draft: _Draft) -> bool:
+        if draft.decision.intent in self.smalltalk_intents:
+            return True
+        return draft.parse is not None and smalltalk_share(draft.parse, self.smalltalk_intents) >= self.smalltalk_floor
 
     async def _retrieve(self, turn: Accepted, message: IncomingMessage, draft: _Draft) -> LLMCall | None:
         """Retrieve for an open question: passages with evidence give the quoted answer (``kb.answer:
@@ -411,6 +412,10 @@ class TurnPipeline:
         if not retrieval.evidence:
             if draft.decision.reason == Reason.NLU_UNAVAILABLE:
                 return None  # without the NLU it may be small talk: the LLM answers as it did before
+            if self._small_talk(draft):  # nothing in the documents, and not a question for them: the LLM talks
+                if draft.decision.intent not in self.smalltalk_intents:
+                    draft.reason = Reason.SMALL_TALK
+                return None
             draft.text, draft.reason, draft.answered_by = self.settings.kb.abstain_reply, Reason.NO_EVIDENCE, "kb"
             return None
         if self.settings.kb.answer == "extract":

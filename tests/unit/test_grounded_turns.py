@@ -89,22 +89,30 @@ async def test_a_question_the_documents_know_nothing_about_is_declined_without_t
     assert json.loads(bot["retrieval"])["evidence"] is False
 
 
-async def test_small_talk_does_not_retrieve(kb_app: App) -> None:
-    calls = kb_app.embedder.calls
+async def test_small_talk_the_documents_do_not_answer_goes_to_the_llm_not_the_abstain_reply(kb_app: App) -> None:
     reply = await kb_app.say("sam", "how are you")
-    assert reply == "I am fine, thanks!" and kb_app.embedder.calls == calls
+    assert reply == "I am fine, thanks!"
     _, bot = kb_app.turn("sam")
-    assert (bot["reason"], bot["retrieval"]) == ("llm_intent", None)
+    assert (bot["reason"], bot["answered_by"]) == ("llm_intent", "base")
+    assert json.loads(bot["retrieval"])["evidence"] is False  # asked (a follow-up may read as small talk), no answer
 
 
 async def test_an_unsure_message_that_reads_as_small_talk_goes_to_the_llm_not_the_documents(kb_app: App) -> None:
     """Out of scope to the NLU, but the small-talk intents hold 0.4 of its ranking (kb.smalltalk_share 0.3):
     the LLM answers in the persona; the abstain reply is for open questions."""
-    calls = kb_app.embedder.calls
     reply = await kb_app.say("fay", "you are fired")
-    assert reply == "I am fine, thanks!" and kb_app.embedder.calls == calls
+    assert reply == "I am fine, thanks!"
     _, bot = kb_app.turn("fay")
-    assert (bot["route"], bot["reason"], bot["retrieval"]) == ("llm", "small_talk", None)
+    assert (bot["route"], bot["reason"], bot["answered_by"]) == ("llm", "small_talk", "base")
+
+
+async def test_small_talk_the_documents_answer_is_answered_from_them(kb_app: App) -> None:
+    """A message the NLU takes for small talk (the fake NLU: chitchat) that the documents answer: answered, cited."""
+    kb_app.llm.script.pieces = ["Kettles carry a five year warranty."]
+    reply = await kb_app.say("kim", "what warranty do kettles carry")
+    assert reply == "Kettles carry a five year warranty [1]."
+    _, bot = kb_app.turn("kim")
+    assert (bot["reason"], json.loads(bot["retrieval"])["evidence"]) == ("grounded", True)
 
 
 async def test_a_follow_up_retrieves_with_the_earlier_question(kb_app: App) -> None:
