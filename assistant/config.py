@@ -164,8 +164,8 @@ class KBSettings(BaseModel):
     context_turns: int = Field(1, description="earlier user messages added to the query (follow-ups)")
     smalltalk_intents: list[str] = Field(
         ["chitchat", "greet", "goodbye", "thank_you", "bot_challenge", "affirm", "deny", "help"],
-        description="the bot's conversational intents: LLM-routed ones never retrieve, and their share of the "
-        "NLU's ranking tells small talk from an open question",
+        description="the bot's conversational intents: an LLM-routed message with one on top, or whose ranking "
+        "gives them smalltalk_share, is small talk: the LLM answers what the documents do not (no abstain reply)",
     )
     # Chosen by scripts/tune_annotation_threshold.py on the tuning part (51 annotated questions, 39 paraphrases,
     # 20 requests to decline, 2026-12-03): 0.60 is the lowest with precision >= 0.95 (1.000; recall 0.36).
