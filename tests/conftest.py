@@ -189,6 +189,9 @@ def stack(slack_api: SlackAPI, telegram_api: TelegramAPI, host_site: HostSite) -
         "ASSISTANT_LLM__TIMEOUT_S": "10",
         "ASSISTANT_LLM__MAX_TOKENS": "40",
         "ASSISTANT_LLM__TEMPERATURE": "0",
+        # the demo's 59 held-out NLU examples move macro-F1 by ~0.017 per example: a fine-tuned candidate one example
+        # worse is noise, not a regression, for the tests that follow a promotion (unverified on the stack yet)
+        "ASSISTANT_TRAINING__NLU_TOLERANCE": "0.03",
         "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "8",  # the gate's evaluation on a stable sample of each set (CI time)
         "ASSISTANT_LLM__STARTER_ADAPTER": "false",  # the base model, as the tests expect (test_starter.py: on)
         "ASSISTANT_ADMIN_TOKEN": ADMIN_TOKEN,
