@@ -32,7 +32,7 @@ def test_small_talk_gets_the_curated_reply_over_rest_and_in_the_widget(stack: St
     sender = f"curated-{uuid.uuid4().hex[:8]}"
     assert stack.reply(sender, text) == written(key)
     user, bot = stack.turn(sender)
-    assert (user["intent"], bot["route"], bot["answered_by"]) == ("chitchat", "intent", f"utter_{key}")
+    assert (user["intent"], bot["route"], bot["answered_by"]) == (key, "intent", f"utter_{key}")  # intent/key stored
     widget = "w" * 16 + uuid.uuid4().hex[:8]
     response = stack.http.post(f"{stack.url}/webhooks/web/stream", json={"sender": widget, "message": text})
     assert response.status_code == 200
