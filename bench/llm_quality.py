@@ -121,8 +121,8 @@ def end_to_end(base: Settings, limit: int | None) -> dict[str, Any]:
         evaluation = replies.evaluate(judged)
         figures[step] = {"figures": evaluation.figures, "confusion": evaluation.confusion}
         if step == list(STEPS)[-1]:
-            path = replies.write_report(base.reports_dir / "bench-replies", f"Replies, end to end: {step}",
-                                        evaluation)  # fmt: skip
+            title = f"Replies, end to end: {step}"
+            path = replies.write_report(base.reports_dir / "bench-replies", evaluation, title)
             console.print(f"the last step's report, with 20 replies side by side: {path}")
     table = Table(title="What people get, end to end, on the evaluation parts (served model)")
     for column in ("step", "kind", *SHOWN):

@@ -54,7 +54,8 @@ def test_faq_retrieval_intent_answers_with_the_selected_response(stack: Stack) -
 def test_small_talk_without_a_curated_reply_goes_to_the_llm(stack: Stack) -> None:
     text = stack.reply("chatter", LLM_TALK[0])
     user, bot = stack.turn("chatter")
-    assert (user["intent"], user["route"], user["reason"]) == ("chitchat", "llm", "low_selection")
+    # chitchat, but no written reply's selection is sure enough (the stored intent names the closest key)
+    assert user["intent"].startswith("chitchat/") and (user["route"], user["reason"]) == ("llm", "low_selection")
     assert (bot["route"], bot["answered_by"], bot["error"]) == ("llm", "base", None)
     assert text == bot["text"] and text.strip() and text != Settings().llm.fallback_reply
     assert bot["prompt_tokens"] > 0 and 0 < bot["completion_tokens"] <= 40
@@ -112,7 +113,7 @@ def test_stream_emits_llm_tokens_as_they_arrive(stack: Stack) -> None:
     assert final is not None and len(tokens) >= 5
     assert "".join(t for _, t in tokens) == final[1]["text"]
     assert tokens[0][0] < final[0] - 0.2  # the first token came well before the end of the reply
-    assert (final[1]["recipient_id"], final[1]["route"], final[1]["reason"]) == ("streamer", "llm", "llm_intent")
+    assert (final[1]["recipient_id"], final[1]["route"], final[1]["reason"]) == ("streamer", "llm", "low_selection")
     _user, bot = stack.turn("streamer")
     assert bot["id"] == final[1]["message_id"] and bot["text"] == final[1]["text"]
 

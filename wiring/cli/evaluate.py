@@ -218,7 +218,7 @@ def eval_replies(
     evaluation = replies.evaluate(judged)
     names = ", ".join(f"{s.name} ({s.part})" for s in sets)
     path = replies.write_report(
-        out or settings.reports_dir / "eval-replies", "Replies, end to end", evaluation,
+        out or settings.reports_dir / "eval-replies", evaluation, "Replies, end to end",
         f"{len(judged)} messages from {names}, each a new conversation on the REST channel; LLM "
         f"{_served_llm(context)}; NLU at {settings.rasa.url}.",
     )  # fmt: skip
