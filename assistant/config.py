@@ -103,6 +103,10 @@ class LLMSettings(BaseModel):
     starter_data: list[Path] = Field(
         [], description="the starter adapter's data; empty: the bot's persona_examples.yml and evals/*-tune sets"
     )
+    examples: int = Field(
+        2, description="curated exchanges closest to a small-talk message shown to the LLM first (0: none)"
+    )
+    example_floor: float = Field(0.3, description="only exchanges at least this close (cosine) are shown")
     max_sentences: int = Field(1, description="output guard: the reply is cut after this many sentences")
     max_words: int = Field(60, description="behaviour check: the longest acceptable reply")
     guard_reply: str = Field(

@@ -35,6 +35,7 @@ from assistant.infra import entry_points
 from assistant.infra.services import python_in
 from assistant.knowledge.retrieval import HybridRetriever
 from assistant.replies.checks import ALWAYS, WITHHOLD, failures
+from assistant.replies.examples import ExampleFinder, example_finder
 from assistant.replies.writer import ReplyWriter
 from assistant.store import Store
 from evaluation import kb as kb_eval
@@ -120,9 +121,11 @@ async def evaluate_model(
     sets: list[EvalSet],
     on_progress: Progress | None = None,
     concurrency: int | None = None,
+    examples: ExampleFinder | None = None,
 ) -> LLMEvaluation:
-    """Every case of ``sets`` answered by ``model`` (a served model name: base or an adapter)."""
-    writer = ReplyWriter(settings, llm, Domain.load(settings.bot_dir))
+    """Every case of ``sets`` answered by ``model`` (a served model name: base or an adapter), with the
+    curated ``examples`` in the prompt as live turns have them."""
+    writer = ReplyWriter(settings, llm, Domain.load(settings.bot_dir), examples)
     jobs = [(s, c) for s in sets for c in s.cases]
     gate = asyncio.Semaphore(concurrency or settings.training.llm_eval_concurrency)
     done = 0
@@ -154,6 +157,10 @@ async def evaluate_models(
     """Each model in turn on the same cases and seeds, with a progress bar each (``bar`` has a ``note`` field).
     Sets of requests to decline are left out: declining is the route's job (``evaluation.replies``)."""
     sets = [s for s in sets if s.kind != "declined"]
+    examples = None
+    if settings.llm.examples > 0:  # the prompt as live turns write it (their encoder is the knowledge base's)
+        embedder = entry_points.load(EMBEDDERS, settings.kb.embedder)(settings)
+        examples = example_finder(settings, Domain.load(settings.bot_dir), embedder)
     evaluations = []
     for model in models:
         update: Progress | None = None
@@ -163,7 +170,7 @@ async def evaluate_models(
             def update(done: int, total: int, note: str, task: TaskID = task) -> None:
                 bar.update(task, completed=done, total=total, note=note[-40:])
 
-        evaluations.append(await evaluate_model(settings, llm, model, sets, update))
+        evaluations.append(await evaluate_model(settings, llm, model, sets, update, examples=examples))
     return evaluations
 
 

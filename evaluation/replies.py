@@ -15,6 +15,7 @@ report crosses kinds with classes, so a wrong route shows as a number, not as an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import Counter
@@ -29,8 +30,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from assistant.contracts import Reason, Route
+from assistant.contracts import NLUBackend, Reason, Route
 from assistant.replies.checks import ALWAYS, CheckContext, failures
+from assistant.turn.router import Router
 from evaluation import nlu_report as report
 from evaluation.reply_metrics import cosine, looping_share, percentile, words
 from evaluation.sets import EvalSet
@@ -102,7 +104,9 @@ def route_class(answer: Answer, smalltalk_intents: frozenset[str]) -> str:
     """Where the reply came from, as a reader would tell: a written small-talk reply, a business intent's
     answer, the documents, the abstain reply, the LLM, or a fallback."""
     if answer.route == Route.INTENT:
-        curated = (answer.intent or "") in smalltalk_intents or (answer.answered_by or "").startswith("annotation-")
+        curated = (answer.intent or "").split("/")[0] in smalltalk_intents or (answer.answered_by or "").startswith(
+            "annotation-"
+        )
         return "curated" if curated else "business"
     if answer.reason in FROM_KB:
         return "kb"
@@ -255,3 +259,29 @@ def _routes_png(evaluation: Evaluation, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+async def nlu_routes(
+    backend: NLUBackend, sets: list[EvalSet], router: Router, smalltalk_intents: frozenset[str]
+) -> dict[str, float | int | None]:
+    """What the NLU alone decides for the reply sets' small talk and out-of-scope requests, with no LLM and no
+    documents: the share of small talk no business intent answers, and of out-of-scope requests no intent
+    answers (they go on to the documents and the abstain reply). The retrain's NLU gate compares a candidate
+    with the active model on these, so that a model better on its test set but worse for what people get is
+    not promoted."""
+    smalltalk = [c.message for s in sets if s.kind == "reference" for c in s.cases]
+    declined = [c.message for s in sets if s.kind == "declined" for c in s.cases]
+
+    async def routes(messages: list[str]) -> list[tuple[Route, str]]:
+        decisions = [router.decide(p) for p in await asyncio.gather(*(backend.parse(m) for m in messages))]
+        return [(d.route, (d.intent or "").split("/")[0]) for d in decisions]  # chitchat/<topic>: chitchat
+
+    chatted, asked = await routes(smalltalk), await routes(declined)
+    business = [route == Route.INTENT and intent not in smalltalk_intents for route, intent in chatted]
+    answered = [route == Route.INTENT for route, _ in asked]
+    return {
+        "smalltalk_not_business": round(1 - mean(business), 4) if business else None,
+        "smalltalk_messages": len(business),
+        "out_of_scope_not_answered": round(1 - mean(answered), 4) if answered else None,
+        "out_of_scope_messages": len(answered),
+    }

@@ -27,9 +27,12 @@ from assistant.config import Settings
 from assistant.contracts import AssistantError, ModelKind
 from assistant.store import Store, feedback, locks, registry
 from assistant.store.tables import TrainingRun, utcnow
+from assistant.turn.router import Router
 from evaluation import nlu_report as report
-from evaluation.nlu_metrics import HEADLINE, Prediction, evaluate, not_worse
+from evaluation.nlu_metrics import HEADLINE, ROUTES, Prediction, evaluate, not_worse
 from evaluation.nlu_predict import predict, test_examples
+from evaluation.replies import nlu_routes
+from evaluation.sets import BadEvalSet, EvalSet, load_sets
 from training.export import NLUExport, SFTExport, export_nlu, export_sft
 from training.llm_gate import run_gate, stored_gate_section
 from training.lora import train_adapter
@@ -211,20 +214,24 @@ class Retrain:
                 conn, candidate.version, path=str(trained.path), config_hash=trained.config_hash
             )
         )
-        examples = test_examples(data.test)
+        examples, reply_sets = test_examples(data.test), _reply_sets(settings)
+        router, talk = Router(settings.router), frozenset(settings.kb.smalltalk_intents)
         task = self._task(f"NLU {candidate.version}: evaluating on {len(examples)} held-out examples", total=None)
         with self.times.stage("nlu_evaluate"):
             async with trainer.evaluating(trained.path) as backend:
                 new = await predict(backend, examples)
+                new_routes = await nlu_routes(backend, reply_sets, router, talk)
             old: list[Prediction] | None = None
             if active is not None:
                 async with trainer.evaluating(None) as backend:  # the served model
                     old = await predict(backend, examples)
+                    old_routes = await nlu_routes(backend, reply_sets, router, talk)
         self._finish(task)
-        new_metrics = evaluate(new, settings.router)
-        old_metrics = evaluate(old, settings.router) if old is not None else {}
-        promote, drops = not_worse(new_metrics, old_metrics, settings.training.nlu_tolerance)
-        headline = {name: new_metrics[name] for name in (*HEADLINE, "accuracy", "oos_precision")}
+        new_metrics = {**evaluate(new, settings.router), **new_routes}
+        old_metrics = {**evaluate(old, settings.router), **old_routes} if old is not None else {}
+        promote, drops = not_worse(new_metrics, old_metrics, settings.training.nlu_tolerance, HEADLINE + ROUTES)
+        shown = (*HEADLINE, *(r for r in ROUTES if new_metrics[r] is not None), "accuracy", "oos_precision")
+        headline = {name: new_metrics[name] for name in shown}
         metrics = {
             "candidate": headline,
             "active": {name: old_metrics.get(name) for name in headline},
@@ -425,6 +432,16 @@ class Retrain:
 
 
 # ---------------------------------------------------------------- small pieces
+
+
+def _reply_sets(settings: Settings) -> list[EvalSet]:
+    """The evaluation part's small talk and out-of-scope requests (``evaluation.replies.nlu_routes``); none
+    when the bot has no such sets."""
+    try:
+        sets = load_sets(settings.llm_eval_sets, "eval")
+    except BadEvalSet:
+        return []
+    return [s for s in sets if s.kind in ("reference", "declined")]
 
 
 def _cannot_serve_adapters(settings: Settings) -> str:

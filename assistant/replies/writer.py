@@ -15,6 +15,7 @@ from assistant.contracts import ChatMessage, Generation, LLMBackend, Passage, Ro
 from assistant.domain import Domain
 from assistant.knowledge.grounding import question_with_passages
 from assistant.replies.checks import CheckContext
+from assistant.replies.examples import ExampleFinder
 from assistant.replies.guards import CRISIS_GUARD, ReplyGuard, speaks_of_self_harm
 
 CHARS_PER_TOKEN = 3  # the estimate when the server cannot count tokens (errs towards too many)
@@ -26,6 +27,7 @@ class Prompt:
     history_kept: int  # earlier messages that fitted
     history_dropped: int
     tokens: int | None  # as counted by the served model's tokenizer, when it could
+    examples: int = 0  # curated exchanges shown before the conversation
 
 
 @dataclass
@@ -49,15 +51,19 @@ class Record:
     history_kept: int = 0
     history_dropped: int = 0
     prompt_tokens_counted: int | None = None
+    examples: int = 0
     guards: list[str] = field(default_factory=list)
     raw: str | None = None  # the model's own text, when the guards changed it
 
 
 class ReplyWriter:
-    def __init__(self, settings: Settings, llm: LLMBackend, domain: Domain) -> None:
+    def __init__(
+        self, settings: Settings, llm: LLMBackend, domain: Domain, examples: ExampleFinder | None = None
+    ) -> None:
         self.settings = settings
         self.llm = llm
         self.domain = domain
+        self.examples = examples
         cfg = settings.llm
         self.generation = cfg.generation()
         self.context = CheckContext(system_prompt=domain.persona, allowed_text=domain.persona, max_words=cfg.max_words)
@@ -90,6 +96,7 @@ class ReplyWriter:
         if prompt is not None:
             record.history_kept, record.history_dropped = prompt.history_kept, prompt.history_dropped
             record.prompt_tokens_counted = prompt.tokens
+            record.examples = prompt.examples
         if guard is not None:
             record.guards = list(guard.applied)
             if guard.applied:
@@ -99,12 +106,16 @@ class ReplyWriter:
     async def prompt(
         self, history: Sequence[tuple[str, str]], message: str, model: str, passages: Sequence[Passage] = ()
     ) -> Prompt:
-        """System persona + as much of the recent ``history`` (oldest first) as fits the model's context
-        next to the reply's ``max_tokens``, counted with the served model's tokenizer; oldest dropped first.
-        With ``passages`` the message comes with them, numbered, and the instruction to answer from them."""
+        """System persona, the curated exchanges closest to a small-talk message (``examples``), then as much
+        of the recent ``history`` (oldest first) as fits the model's context next to the reply's ``max_tokens``,
+        counted with the served model's tokenizer; oldest dropped first. With ``passages`` the message comes
+        with them, numbered, and the instruction to answer from them."""
         budget = self.context_tokens - self.generation_for(passages).max_tokens
         turns = [ChatMessage("user" if role == Role.USER else "assistant", text) for role, text in history]
         head = [ChatMessage("system", self.domain.persona)] if self.domain.persona else []
+        shots = await self.examples.closest(message) if self.examples and not passages else []
+        for shot in shots:
+            head += [ChatMessage("user", shot.message), ChatMessage("assistant", shot.reply)]
         tail = [ChatMessage("user", question_with_passages(message, list(passages)) if passages else message)]
         dropped = 0
         while True:
@@ -112,7 +123,7 @@ class ReplyWriter:
             tokens = await self._count(messages, model)
             if tokens <= budget or dropped >= len(turns):
                 counted = tokens if isinstance(self.llm, TokenCounter) else None
-                return Prompt(messages, len(turns) - dropped, dropped, counted)
+                return Prompt(messages, len(turns) - dropped, dropped, counted, len(shots))
             # drop whole exchanges: the oldest message, and the reply to it
             dropped = min(len(turns), dropped + (2 if len(turns) - dropped >= 2 else 1))
 

@@ -54,6 +54,7 @@ from assistant.infra import prometheus
 from assistant.knowledge import grounding
 from assistant.knowledge.annotation_matcher import AnnotationMatcher
 from assistant.knowledge.retrieval import HybridRetriever as Retriever
+from assistant.replies.examples import example_finder
 from assistant.replies.guards import ReplyGuard
 from assistant.replies.writer import Prompt, Record, ReplyWriter
 from assistant.store import AlreadyAnswered, ReplyRecord, Store, Understanding, feedback
@@ -158,8 +159,9 @@ class TurnPipeline:
         self.domain = domain
         self.serving = serving
         self.router = Router(settings.router)
-        self.writer = ReplyWriter(settings, llm, domain)
         self.retriever = retriever if settings.kb.enabled else None
+        embedder = self.retriever.embedder if self.retriever else None
+        self.writer = ReplyWriter(settings, llm, domain, example_finder(settings, domain, embedder))
         self.smalltalk_intents = frozenset(settings.kb.smalltalk_intents)
         self.smalltalk_floor = settings.kb.smalltalk_share
         self.annotations = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.config import RouterSettings
-from evaluation.nlu_metrics import Prediction, evaluate, not_worse
+from evaluation.nlu_metrics import Prediction, evaluate, not_worse, routing_scores
 
 
 def prediction(gold: str, intent: str, confidence: float = 0.9, runner_up: float = 0.05) -> Prediction:
@@ -88,3 +88,24 @@ def test_retrieval_intents_are_judged_on_the_selected_response() -> None:
     assert m["in_scope_routed_accuracy"] == 1 / 3
     assert m["oos_recall"] == 1.0
     assert m["confused"][0]["gold"] == "faq/ask_newsletter"
+
+
+def test_a_curated_retrieval_intent_labelled_without_keys_is_right_with_any_of_its_replies() -> None:
+    """The demo's test set labels small talk `chitchat`: a confident `chitchat/<topic>` selection answers it with
+    a curated reply, which is right (not an out-of-scope message answered by an intent), and so is the LLM."""
+    router = RouterSettings(llm_intents=["chitchat", "out_of_scope"], confidence_threshold=0.5, ambiguity_margin=0.1)
+
+    def talk(gold: str, selected: str | None, selection: float = 0.9) -> Prediction:
+        chosen = (selected, selection) if selected else None
+        return Prediction("t", gold, "chitchat", 0.95, [("chitchat", 0.95), ("greet", 0.01)], chosen)
+
+    predictions = [
+        talk("chitchat", "chitchat/tell_joke"),  # curated reply
+        talk("chitchat", "chitchat/ask_age", selection=0.2),  # unsure selection: the LLM
+        talk("out_of_scope", "chitchat/tell_joke"),  # an open question answered with a joke: wrong
+        prediction("greet", "greet"),
+    ]
+    m = evaluate(predictions, router)
+    assert m["oos_recall"] == 2 / 3 and m["oos_examples"] == 3
+    assert m["per_intent"]["chitchat"]["recall"] == 1.0
+    assert routing_scores(predictions, router) == (1.0, 2 / 3)

@@ -91,7 +91,7 @@ def answer(route: str, reason: str, intent: str | None = None, by: str | None = 
     ("reply", "expected"),
     [
         (answer("intent", "confident", "greet", "utter_greet"), "curated"),
-        (answer("intent", "confident", "chitchat", "utter_chitchat/ask_age"), "curated"),
+        (answer("intent", "confident", "chitchat/ask_age", "utter_chitchat/ask_age"), "curated"),
         (answer("intent", "confident", "order_status", "action_order_status"), "business"),
         (answer("llm", "quoted", "out_of_scope", "kb", cited=1), "kb"),
         (answer("llm", "grounded", None, "base", cited=2), "kb"),
