@@ -101,22 +101,22 @@ def test_a_follow_up_retrieves_with_the_conversation(stack: Stack) -> None:
 
 
 def test_an_edited_document_replaces_its_chunks_and_a_removed_one_is_gone(stack: Stack, tmp_path: Path) -> None:
-    doc = tmp_path / "gift-wrapping.md"
-    doc.write_text("# Gift wrapping\n\nNorthwind gift wraps any order for 3.50 EUR in recycled paper.\n")
+    doc = tmp_path / "engraving.md"
+    doc.write_text("# Engraving\n\nNorthwind engraves any watch or pen for 3.50 EUR, ready in two days.\n")
     added = kb(stack, "add", str(tmp_path))
     assert added.returncode == 0 and "1 added" in added.stdout, added.stdout + added.stderr
-    question = "Can you gift wrap my order?"
+    question = "Can you engrave my new watch?"
     stack.reply("kb-edit-1", question)
     first = retrieval(stack.turn("kb-edit-1")[1])
-    wrapped = [p for p in first["passages"] if p["source"].endswith("gift-wrapping.md")]
+    wrapped = [p for p in first["passages"] if p["source"].endswith("engraving.md")]
     assert wrapped and first["passages"][0] == wrapped[0]
 
-    doc.write_text("# Gift wrapping\n\nNorthwind gift wraps any order for free in recycled paper.\n")
+    doc.write_text("# Engraving\n\nNorthwind engraves any watch or pen for free, ready in two days.\n")
     replaced = kb(stack, "add", str(tmp_path))
     assert replaced.returncode == 0 and "1 replaced" in replaced.stdout
     stack.reply("kb-edit-2", question)
     second = retrieval(stack.turn("kb-edit-2")[1])
-    new = [p for p in second["passages"] if p["source"].endswith("gift-wrapping.md")]
+    new = [p for p in second["passages"] if p["source"].endswith("engraving.md")]
     assert new and new[0]["chunk_id"] != wrapped[0]["chunk_id"] and second["kb_version"] != first["kb_version"]
     old_page = stack.http.get(f"{stack.url}/kb/passages/{wrapped[0]['chunk_id']}")
     assert old_page.status_code == 404  # the old chunk is gone
@@ -125,8 +125,8 @@ def test_an_edited_document_replaces_its_chunks_and_a_removed_one_is_gone(stack:
     assert removed.returncode == 0 and "1 removed" in removed.stdout
     reply = stack.reply("kb-edit-3", question)
     third = retrieval(stack.turn("kb-edit-3")[1])
-    assert not any(p["source"].endswith("gift-wrapping.md") for p in third["passages"])
-    assert "gift-wrapping" not in json.dumps(third["citations"]) and "3.50" not in reply
+    assert not any(p["source"].endswith("engraving.md") for p in third["passages"])
+    assert "engraving" not in json.dumps(third["citations"]) and "3.50" not in reply
 
 
 def test_the_widget_shows_the_sources_as_links(browser: Browser, stack: Stack) -> None:

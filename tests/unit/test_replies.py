@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from assistant.config import Settings
+from assistant.contracts import ServingState
 from assistant.replies.checks import CheckContext
+from assistant.turn.router import Router
 from evaluation import replies
 from evaluation.replies import Answer
 from evaluation.sets import load_sets
 from tests.unit.apps import App, app_with_kb
+from tests.unit.fakes import FakeNLU
 
 SETS = {
     "talk.yml": """name: talk
@@ -148,3 +152,24 @@ def test_similarity_is_scored_for_small_talk_only() -> None:
     items = [judged("smalltalk", "llm", True), judged("answerable", "kb", True)]
     replies.add_similarity(items, lambda texts: [[1.0, 0.0] for _ in texts])
     assert [j.similarity for j in items] == [1.0, None]
+
+
+async def test_the_nlu_gate_counts_small_talk_answered_by_business_and_requests_answered_by_an_intent(
+    tmp_path: Path,
+) -> None:
+    """What the retrain's NLU gate compares (`nlu_routes`): the fake NLU answers "where is order 4711" with
+    order_status (a business answer to small talk) and "hello" with greet (an intent answering a request to
+    decline); "who won the world cup" is chitchat at 0.9 with no selected reply (the fake's default), which
+    goes on to the LLM's side of the turn (documents, abstain reply)."""
+    for name, text in SETS.items():
+        (tmp_path / name).write_text(text)
+    settings = Settings(data_dir=tmp_path)
+    nlu = FakeNLU(settings, ServingState("base"))
+    sets = load_sets([tmp_path / name for name in SETS])
+    routes = await replies.nlu_routes(nlu, sets, Router(settings.router), TALK)
+    assert routes["smalltalk_messages"] == 3 and routes["smalltalk_not_business"] == round(2 / 3, 4)
+    assert routes["out_of_scope_messages"] == 2 and routes["out_of_scope_not_answered"] == 0.5
+    assert await replies.nlu_routes(nlu, [], Router(settings.router), TALK) == {
+        "smalltalk_not_business": None, "smalltalk_messages": 0,
+        "out_of_scope_not_answered": None, "out_of_scope_messages": 0,
+    }  # fmt: skip
