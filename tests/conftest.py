@@ -37,6 +37,18 @@ ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", REPO / "var" / "test
 # Small talk no curated reply covers (the demo's chitchat with an unsure selection): the LLM answers these.
 # Checked on the demo model with its chitchat data; "tell me a joke" or "how are you" get a written reply.
 LLM_TALK = ("do you believe in ghosts", "what superpower would you pick", "describe your perfect sunday")
+
+
+def dialogue(bot: dict[str, Any]) -> list[dict[str, str]]:
+    """An LLM turn's prompt without its system message and the curated examples shown before the conversation
+    (``generation.examples`` of them): the history and the message."""
+    def loaded(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    examples = loaded(bot["generation"]).get("examples", 0)
+    return list(loaded(bot["prompt"])[1 + 2 * examples :])
+
+
 # at the end: the fuzzer writes labels and feedback on whatever ids exist; the others stop parts of the stack
 LAST = {"fuzz": 1, "faults": 2, "shutdown": 3}
 

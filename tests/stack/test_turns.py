@@ -9,7 +9,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from assistant.config import Settings
-from tests.conftest import LLM_TALK, VLLM_AUTH, Stack
+from tests.conftest import LLM_TALK, VLLM_AUTH, Stack, dialogue
 
 
 def test_intent_gets_its_templated_reply_with_entity_filled(stack: Stack) -> None:
@@ -71,11 +71,12 @@ def test_history_reaches_the_llm_prompt(stack: Stack) -> None:
     stack.reply("historian", "what payment methods do you accept")
     stack.reply("historian", LLM_TALK[2])
     _, bot = stack.turn("historian")
-    prompt = json.loads(bot["prompt"])
-    assert [m["role"] for m in prompt] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert prompt[1:3] == [{"role": "user", "content": LLM_TALK[1]}, {"role": "assistant", "content": first}]
-    assert prompt[3]["content"] == "what payment methods do you accept"
-    assert prompt[4]["content"].startswith("We accept Visa")
+    prompt, history = json.loads(bot["prompt"]), dialogue(bot)
+    assert prompt[0]["role"] == "system" and json.loads(bot["generation"])["examples"] <= 2  # curated, then these
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant", "user"]
+    assert history[0:2] == [{"role": "user", "content": LLM_TALK[1]}, {"role": "assistant", "content": first}]
+    assert history[2]["content"] == "what payment methods do you accept"
+    assert history[3]["content"].startswith("We accept Visa")
     # vLLM itself counted exactly this prompt: its tokenizer gives the prompt_tokens it reported for the turn
     tokenized = httpx.post(
         f"{stack.vllm_url}/tokenize",
@@ -90,8 +91,7 @@ def test_history_is_limited_to_the_configured_turns(stack: Stack) -> None:
     for i in range(8):
         stack.reply("long-talker", f"thanks {i}")
     stack.reply("long-talker", LLM_TALK[0])
-    prompt = json.loads(stack.turn("long-talker")[1]["prompt"])
-    assert len(prompt) == 1 + 2 * 6 + 1  # system + history_turns (6) user/bot pairs + this message
+    assert len(dialogue(stack.turn("long-talker")[1])) == 2 * 6 + 1  # history_turns (6) user/bot pairs + this one
 
 
 def test_stream_emits_llm_tokens_as_they_arrive(stack: Stack) -> None:
