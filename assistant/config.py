@@ -104,7 +104,9 @@ class LLMSettings(BaseModel):
         [], description="the starter adapter's data; empty: the bot's persona_examples.yml and evals/*-tune sets"
     )
     examples: int = Field(
-        2, description="curated exchanges closest to a small-talk message shown to the LLM first (0: none)"
+        0,
+        description="curated exchanges closest to a small-talk message shown to the LLM first (0: none; off until "
+        "measured to help: docs/llm-replies.md)",
     )
     example_floor: float = Field(0.3, description="only exchanges at least this close (cosine) are shown")
     max_sentences: int = Field(1, description="output guard: the reply is cut after this many sentences")

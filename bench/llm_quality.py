@@ -11,8 +11,8 @@
 4. with ``--end-to-end``: what people get, every evaluation message through the real turn
    (``assistant eval replies``) with the served model, step by step: the LLM answering all small talk (no
    curated replies, no small-talk routing: the product before them), + curated replies, + small-talk
-   routing, + the closest curated exchanges as examples in the LLM's prompt (the defaults). Each step's
-   figures by kind of message.
+   routing (the defaults), + the two closest curated exchanges as examples in the LLM's prompt (off by
+   default until this step shows a gain). Each step's figures by kind of message.
 
 Needs ``assistant up`` (Rasa, vLLM, the database) at the configured URLs; the encoder runs in the Rasa
 environment.
@@ -97,8 +97,8 @@ def row(name: str, run: LLMEvaluation) -> list[list[str]]:
 STEPS = {
     "LLM for all small talk": {"router": {"curated": False}, "kb": {"smalltalk_share": 2.0}, "llm": {"examples": 0}},
     "+ curated replies": {"router": {"curated": True}, "kb": {"smalltalk_share": 2.0}, "llm": {"examples": 0}},
-    "+ small-talk routing": {"llm": {"examples": 0}},
-    "+ curated examples in the prompt": {},
+    "+ small-talk routing": {"llm": {"examples": 0}},  # the defaults
+    "+ curated examples in the prompt": {"llm": {"examples": 2}},
 }
 SHOWN = ("ok", "abstained", "business", "similarity", "cited", "declined", "words_median", "looping",
          "checks_passed")  # fmt: skip

@@ -42,6 +42,7 @@ LLM_TALK = ("do you believe in ghosts", "what superpower would you pick", "descr
 def dialogue(bot: dict[str, Any]) -> list[dict[str, str]]:
     """An LLM turn's prompt without its system message and the curated examples shown before the conversation
     (``generation.examples`` of them): the history and the message."""
+
     def loaded(value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 

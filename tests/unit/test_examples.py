@@ -63,9 +63,11 @@ async def test_small_talk_prompts_carry_the_examples_grounded_ones_do_not(tmp_pa
 def test_no_examples_when_switched_off_or_without_an_encoder() -> None:
     settings = Settings()
     domain = Domain.load(settings.bot_dir)
+    assert example_finder(settings, domain, FakeEmbedder()) is None  # off by default (docs/llm-replies.md)
+    settings.llm.examples = 2
     assert example_finder(settings, domain, None) is None
-    settings.llm.examples = 0
-    assert example_finder(settings, domain, FakeEmbedder()) is None
+    finder = example_finder(settings, domain, FakeEmbedder())
+    assert finder is not None and finder.count == 2 and finder.exchanges
 
 
 async def test_a_failing_encoder_means_no_examples_not_a_failed_reply() -> None:
