@@ -36,7 +36,8 @@ def test_small_talk_gets_the_curated_reply_over_rest_and_in_the_widget(stack: St
     widget = "w" * 16 + uuid.uuid4().hex[:8]
     response = stack.http.post(f"{stack.url}/webhooks/web/stream", json={"sender": widget, "message": text})
     assert response.status_code == 200
-    message = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")][-1]
+    blocks = [block.split("\n") for block in response.text.strip().split("\n\n")]
+    (message,) = [json.loads(lines[-1].removeprefix("data: ")) for lines in blocks if lines[0] == "event: message"]
     assert (message["text"], message["model"]) == (written(key), f"utter_{key}")
 
 
