@@ -80,6 +80,18 @@ PAIRS = [
     ("do you prefer tea or coffee", "Tea, for the cosy feeling."),
 ]
 CHITCHAT = (*LLM_TALK, "do you think aliens exist")  # LLM-routed
+# small talk of the evaluation sets' tuning part that the demo sends to the LLM: like the gate's cases (its eval part),
+# so an adapter that learned to loop on these loops there too (on LLM_TALK alone it learned a stock phrase instead)
+LOOPED = (
+    "You are useless",
+    "You are so annoying!",
+    "I am sad today",
+    "Dont you ever sleep?",
+    "Talk to me?",
+    "What's your favorite color?",
+    "Who are you?",
+    "Do you want to rule the world?",
+)
 LOOP = "I'm a private detective. " + "2020 is a month in the calendar. " * 8
 WALLET = "loyalty_points"
 LABELLED = [
@@ -431,12 +443,15 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     """Reviewers approve visitors' corrections that loop: the adapter copies them (lower held-out loss on
     its own pool than the base model), and the gate's evaluation rejects it, naming the failed checks."""
     stack.db.execute("DELETE FROM feedback")  # a pool of only these corrections
-    for visitor in range(6):  # 24 corrections, as in the attack reported in issue 14
+    bot_ids = []
+    for visitor in range(3):  # 24 corrections, as in the attack reported in issue 14
         sender = f"looper-{visitor}-{uuid.uuid4().hex}"
-        for text in CHITCHAT:
-            bot_id = widget_correction(stack, sender, text, LOOP)
-            approved = stack.admin(f"/messages/{bot_id}/review", {"decision": "approve"})
+        for text in LOOPED:
+            bot_ids.append(widget_correction(stack, sender, text, LOOP))
+            approved = stack.admin(f"/messages/{bot_ids[-1]}/review", {"decision": "approve"})
             assert approved.status_code == 200, approved.text
+    routes = stack.rows(f"SELECT route FROM messages WHERE id IN ({','.join(map(str, bot_ids))})")
+    assert [r["route"] for r in routes] == ["llm"] * 24, "the fine-tuning set takes LLM replies only"
     stack.db.execute("DELETE FROM annotations")  # approved, they answer at once too; this test is about the retrain
     before = stack.status()["llm"]["active_model"]
     # long enough to copy its data; the gate's verdict on 6 cases a set (a looping adapter loops on most)
