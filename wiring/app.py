@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from assistant import __version__
 from assistant.config import MIN_SECRET_CHARS, Settings
@@ -122,7 +123,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         message = "the request body is not valid JSON (it is not UTF-8, or it is nested too deeply)"
         return error_body(422, message, error="invalid request")
+    if exc.status_code == 405:  # Starlette's Allow names the first route of the path only (GET, not also POST)
+        return error_body(405, str(exc.detail), {"Allow": ", ".join(_methods_of(request))})
     return error_body(exc.status_code, str(exc.detail), exc.headers)
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method the app's routes take on this request's path (asked of the router, included routers too)."""
+    methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    return [
+        m
+        for m in methods
+        if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in request.app.routes)
+    ]
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

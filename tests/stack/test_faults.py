@@ -46,7 +46,8 @@ def test_vllm_hanging_times_out_to_the_fallback_reply(stack: Stack) -> None:
     finally:
         stack.signal_service("vllm", signal.SIGCONT)
     user, bot = stack.turn("hang-llm")
-    assert (user["intent"], user["route"]) == ("chitchat", "llm")
+    # small talk no written reply covers surely (the stored intent names the closest one)
+    assert user["intent"].startswith("chitchat/") and user["route"] == "llm"
     assert (bot["reason"], bot["text"]) == ("llm_unavailable", FALLBACK)
     assert "Timeout" in bot["error"]
     # intent replies never needed the LLM

@@ -26,7 +26,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import LLM_TALK, RASA_AUTH, VLLM_AUTH, Stack
+from tests.conftest import LLM_TALK, RASA_AUTH, REPO, VLLM_AUTH, Stack
 
 # The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
 # registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
@@ -454,8 +454,13 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     assert [r["route"] for r in routes] == ["llm"] * 24, "the fine-tuning set takes LLM replies only"
     stack.db.execute("DELETE FROM annotations")  # approved, they answer at once too; this test is about the retrain
     before = stack.status()["llm"]["active_model"]
-    # long enough to copy its data; the gate's verdict on 6 cases a set (a looping adapter loops on most)
-    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6", env={"ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "6"})
+    # long enough to copy its data; the gate's verdict on 6 cases of the small-talk set, what the corrections were
+    # about (the other sets cost CI two minutes more and a looping adapter is judged on small talk)
+    only_smalltalk = {
+        "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "6",
+        "ASSISTANT_TRAINING__LLM_EVAL_SETS": json.dumps([str(REPO / "bots" / "demo" / "evals" / "smalltalk.yml")]),
+    }
+    result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6", env=only_smalltalk)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (version,) = [v for v, status in registry(stack).items() if v.startswith("llm-") and status == "rejected"]
     assert f"LLM: rejected {version}" in result.stdout

@@ -49,6 +49,15 @@ async def test_the_openapi_schema_states_the_refusals(app: App) -> None:
     assert message.get("minLength") == 1
 
 
+async def test_a_wrong_method_names_every_method_of_the_path(app: App) -> None:
+    """A path with a GET route and a POST route (Starlette's own 405 names the first one only)."""
+    refused = await app.http.request("OPTIONS", "/api/annotations", headers=ADMIN)
+    assert refused.status_code == 405 and refused.json()["error"] == "method not allowed"
+    assert set(refused.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    one = await app.http.request("PUT", WEBHOOK)
+    assert one.status_code == 405 and one.headers["Allow"] == "POST"
+
+
 async def test_metrics_and_docs_can_be_kept_for_the_admin_token(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, public_metrics=False, public_docs=False)
     async with start(settings) as app:
