@@ -15,6 +15,7 @@ from tests.conftest import REPO, VLLM_AUTH, Stack
 from tests.database import TestDatabase
 
 EXAMPLES = REPO / "bots" / "demo" / "persona_examples.yml"
+EVALS = REPO / "bots" / "demo" / "evals"
 
 
 def train_starter(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -36,6 +37,8 @@ def fresh(stack: Stack, tmp_path: Path, name: str) -> tuple[dict[str, str], Test
         "ASSISTANT_LLM__STARTER_DATA": json.dumps([str(EXAMPLES)]),
         "ASSISTANT_LLM__STARTER_EPOCHS": "1",
         "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "6",  # the gate on a stable sample of 6 cases a set (CI time)
+        # and on the persona's sets: the documents' set (the longest replies) is judged in test_retrain's gate
+        "ASSISTANT_TRAINING__LLM_EVAL_SETS": json.dumps([str(EVALS / "smalltalk.yml"), str(EVALS / "behaviour.yml")]),
     }
     return env, db
 
