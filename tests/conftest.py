@@ -26,6 +26,7 @@ from tests.database import STACK_DATABASE, TestDatabase, last_turn
 from tests.standins import HostSite, SlackAPI, TelegramAPI
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "bots" / "demo"  # the demo bot the stack runs
 STACK_DIR = REPO / "var" / "test-stack"  # keeps the trained NLU model between local runs
 ADMIN_TOKEN = "test-admin-token"
 # the stack's Rasa and vLLM require these, as `assistant up` makes them do with generated ones

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import REPO, Stack
+from tests.conftest import DEMO, Stack
 from tests.stack.test_cli import assistant
 
-TEST_SET = REPO / "bots" / "demo" / "tests" / "test_nlu.yml"
+TEST_SET = DEMO / "tests" / "test_nlu.yml"
 
 
 def test_eval_nlu_reports_router_metrics_and_tunes_thresholds(stack: Stack, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import LLM_TALK, RASA_AUTH, REPO, VLLM_AUTH, Stack
+from tests.conftest import DEMO, LLM_TALK, RASA_AUTH, VLLM_AUTH, Stack
 
 # The lock test runs in the Postgres pass too; the retrains, promotions and rollbacks run once, on SQLite (their
 # registry, lock and export queries run on Postgres in the unit tier; a retrain on Postgres cost the pass ~7 min).
@@ -458,7 +458,7 @@ def test_the_gate_rejects_an_adapter_trained_on_approved_loops(stack: Stack) -> 
     # about (the other sets cost CI two minutes more and a looping adapter is judged on small talk)
     only_smalltalk = {
         "ASSISTANT_TRAINING__LLM_EVAL_LIMIT": "6",
-        "ASSISTANT_TRAINING__LLM_EVAL_SETS": json.dumps([str(REPO / "bots" / "demo" / "evals" / "smalltalk.yml")]),
+        "ASSISTANT_TRAINING__LLM_EVAL_SETS": json.dumps([str(DEMO / "evals" / "smalltalk.yml")]),
     }
     result = cli(stack, "retrain", "--llm-only", "--llm-epochs", "6", env=only_smalltalk)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

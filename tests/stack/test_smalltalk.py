@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, Stack
+from tests.conftest import DEMO, Stack
 from tests.stack.test_cli import assistant
 
-CHITCHAT = yaml.safe_load((REPO / "bots" / "demo" / "data" / "chitchat.yml").read_text())["responses"]
+CHITCHAT = yaml.safe_load((DEMO / "data" / "chitchat.yml").read_text())["responses"]
 CURATED = {
     "tell me a joke": "chitchat/tell_joke",
     "nice to meet you": "chitchat/nice_to_meet_you",

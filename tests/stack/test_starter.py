@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, VLLM_AUTH, Stack
+from tests.conftest import DEMO, VLLM_AUTH, Stack
 from tests.database import TestDatabase
 
-EXAMPLES = REPO / "bots" / "demo" / "persona_examples.yml"
-EVALS = REPO / "bots" / "demo" / "evals"
+EXAMPLES = DEMO / "persona_examples.yml"
+EVALS = DEMO / "evals"
 
 
 def train_starter(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
